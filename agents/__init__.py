@@ -1,0 +1,1 @@
+"""Agents: the planner protocol, baseline planners and RL helpers."""

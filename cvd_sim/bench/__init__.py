@@ -1,0 +1,1 @@
+"""Benchmarks behind `cvd-sim bench`: each prints a table and writes JSON."""

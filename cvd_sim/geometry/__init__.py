@@ -1,0 +1,1 @@
+"""Frames, rigid transforms, oriented boxes, camera rigs, projection and ray maps."""

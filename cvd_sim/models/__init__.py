@@ -1,0 +1,1 @@
+"""Models: STORM-VAE (VAE + Gaussian decoder) and the CVD-STORM DiT."""

@@ -1,0 +1,1 @@
+"""Pipelines: the diffusers-style WorldModel that samples, decodes and reconstructs."""

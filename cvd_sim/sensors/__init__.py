@@ -1,0 +1,1 @@
+"""Sensors: the ray-casting renderer (RGB, depth, LiDAR) and per-camera layout images."""

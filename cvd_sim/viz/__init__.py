@@ -1,0 +1,1 @@
+"""Pictures and videos: BEV plots, mosaics, colour maps, video writing."""

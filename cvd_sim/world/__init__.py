@@ -1,0 +1,1 @@
+"""World state and its motion: ego dynamics, controllers, traffic, metrics."""

@@ -1,0 +1,1 @@
+"""Gymnasium environments, render backends, wrappers and the batched vector env."""

@@ -1,0 +1,1 @@
+"""Scenarios: schema, I/O, editors, procedural maps, edge-case builders, library, ScenarioNet, plots."""
