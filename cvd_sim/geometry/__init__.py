@@ -1,1 +1,1 @@
-"""Frames, rigid transforms, oriented boxes, camera rigs, projection and ray maps."""
+"""Geometry: rigid transforms, oriented boxes, camera rigs, pinhole projection with near-plane clipping, rays."""

@@ -1,1 +1,1 @@
-"""World state and its motion: ego dynamics, controllers, traffic, metrics."""
+"""World core: ego dynamics, reactive traffic, waypoint tracking, autopilot, closed-loop checks and scores."""
