@@ -1,0 +1,1 @@
+"""Datasets: the SynthDrive writer (nuScenes layout) and the clip loader."""
