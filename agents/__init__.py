@@ -1,1 +1,1 @@
-"""Agents: the planner protocol, baseline planners and RL helpers."""
+"""Planners: the planner protocol, baseline planners (constant velocity, IDM, pure pursuit), nuPlan-style adapter."""

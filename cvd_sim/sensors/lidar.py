@@ -1,0 +1,77 @@
+"""A spinning LiDAR like nuScenes' LIDAR_TOP (Velodyne HDL-32E): 32 beams, intensity from material and angle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from pyquaternion import Quaternion
+
+from cvd_sim.sensors.materials import SEMANTIC_REFLECTIVITY
+from cvd_sim.sensors.raycaster import Hits
+
+# nuScenes LIDAR_TOP mounting (ego frame): on the roof, x right, y forward, z up.
+LIDAR_TRANSLATION = (0.943713, 0.0, 1.84023)
+LIDAR_ROTATION = (np.cos(-np.pi / 4), 0.0, 0.0, np.sin(-np.pi / 4))  # w, x, y, z: yaw -90 degrees
+
+
+def lidar_to_ego() -> np.ndarray:
+    """[4, 4] LIDAR_TOP -> ego."""
+    pose = np.eye(4)
+    pose[:3, :3] = Quaternion(LIDAR_ROTATION).rotation_matrix
+    pose[:3, 3] = LIDAR_TRANSLATION
+    return pose
+
+
+@dataclass(frozen=True)
+class LidarSpec:
+    beams: int = 32
+    min_elevation_deg: float = -30.67
+    max_elevation_deg: float = 10.67
+    azimuth_steps: int = 1084
+    max_range: float = 70.0
+    min_range: float = 1.0
+
+    def directions(self) -> np.ndarray:
+        """Unit beam directions [beams, azimuth_steps, 3] float32 in the sensor frame (computed once per spec)."""
+        return _directions(self)
+
+
+@cache
+def _directions(spec: LidarSpec) -> np.ndarray:
+    elev = np.deg2rad(np.linspace(spec.min_elevation_deg, spec.max_elevation_deg, spec.beams))[:, None]
+    azim = np.linspace(0.0, 2 * np.pi, spec.azimuth_steps, endpoint=False)[None, :]
+    dirs = np.stack(
+        np.broadcast_arrays(np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)), -1
+    )
+    dirs = dirs.astype(np.float32)
+    dirs.flags.writeable = False
+    return dirs
+
+
+def lidar_rays(spec: LidarSpec, sensor_to_world: np.ndarray) -> np.ndarray:
+    """Rays [beams, azimuth_steps, 6] float32 in the world (unit directions, so t = range in metres)."""
+    rays = np.empty((spec.beams, spec.azimuth_steps, 6), np.float32)
+    rays[..., :3] = sensor_to_world[:3, 3]
+    rays[..., 3:] = spec.directions() @ sensor_to_world[:3, :3].T.astype(np.float32)
+    return rays
+
+
+def lidar_points(hits: Hits, spec: LidarSpec, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points [N, 5] float32 in the sensor frame: x, y, z, intensity (0..255), ring index (nuScenes .pcd.bin),
+    and the instance id [N] each point hit (-1 = static).
+
+    hits/rays from `lidar_rays` of the same spec; misses and returns outside [min_range, max_range] dropped.
+    """
+    keep = np.flatnonzero((hits.t >= spec.min_range) & (hits.t <= spec.max_range))  # a miss (inf) fails
+    r = np.where(np.isfinite(hits.t), hits.t, np.float32(0))
+    out = np.empty((spec.beams, spec.azimuth_steps, 5), np.float32)
+    out[..., :3] = spec.directions() * r[..., None]
+    cos_inc = np.abs(np.einsum("...k,...k->...", hits.normal, rays[..., 3:6]))
+    refl = SEMANTIC_REFLECTIVITY[hits.semantic]
+    out[..., 3] = np.round(
+        np.clip(255.0 * refl * (0.3 + 0.7 * cos_inc) * (1.0 - 0.5 * r / spec.max_range), 0, 255)
+    )
+    out[..., 4] = np.arange(spec.beams, dtype=np.float32)[:, None]
+    return out.reshape(-1, 5)[keep], hits.instance.reshape(-1)[keep]
