@@ -1,0 +1,76 @@
+"""`cvd-sim eval vae --checkpoint ... --data ...`: STORM-VAE on held-out clips, the paper's Table 3(a) columns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cvd_sim.cli import UserError
+
+COLUMNS = (
+    ("vae_psnr", "VAE PSNR"),
+    ("vae_ssim", "VAE SSIM"),
+    ("gs_psnr", "GS PSNR"),
+    ("depth_rmse", "D-RMSE"),
+    ("depth_absrel", "AbsRel"),
+    ("depth_delta1", "δ<1.25"),
+)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate a trained model on held-out clips")
+    sub = parser.add_subparsers(dest="eval_model", required=True, metavar="MODEL")
+    vae = sub.add_parser("vae", help="STORM-VAE: reconstruction PSNR/SSIM, GS-render PSNR, depth errors")
+    vae.add_argument(
+        "--checkpoint", required=True, help="StormVAE folder (vae/ + gaussian_decoder/) or a checkpoint"
+    )
+    vae.add_argument("--data", required=True, help="nuScenes-layout folder (SynthDrive or nuScenes)")
+    vae.add_argument("--version", default="v1.0-trainval")
+    vae.add_argument("--split", default="val", choices=("val", "train", "all"))
+    vae.add_argument("--height", type=int, default=64)
+    vae.add_argument("--width", type=int, default=112)
+    vae.add_argument("--num-frames", type=int, default=19)
+    vae.add_argument("--context-frames", default="0,6,12,18", help="0-based context frame indices")
+    vae.add_argument("--max-clips", type=int, default=None)
+    vae.add_argument("--json", help="write the figures to this JSON file")
+    vae.set_defaults(func=handle_vae)
+
+
+def _model_folder(path: Path) -> Path:
+    for candidate in (path, path / "model", path / "final"):
+        if (candidate / "vae").is_dir() and (candidate / "gaussian_decoder").is_dir():
+            return candidate
+    raise UserError(f"{path}: not a StormVAE folder (expected vae/ and gaussian_decoder/ inside)")
+
+
+def handle_vae(args) -> int:
+    import torch
+
+    from cvd_sim.models.clip_data import open_clips
+    from cvd_sim.models.storm_vae import StormVAE
+    from cvd_sim.models.storm_vae_eval import evaluate_storm_vae
+
+    try:
+        context = [int(x) for x in args.context_frames.split(",")]
+    except ValueError as err:
+        raise UserError(
+            f"--context-frames: expected comma-separated integers, got {args.context_frames!r}"
+        ) from err
+    if not Path(args.data).is_dir():
+        raise UserError(f"--data: folder {args.data} does not exist")
+    try:
+        model = StormVAE.from_pretrained(_model_folder(Path(args.checkpoint)))
+    except (OSError, ValueError, RuntimeError) as err:
+        raise UserError(f"{args.checkpoint}: cannot load the model: {err}".replace("\n", " ")) from err
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dataset = open_clips(args.data, args.version, args.split, args.num_frames, args.height, args.width)
+        figures = evaluate_storm_vae(model, dataset, context, max_clips=args.max_clips)
+    except (ValueError, FileNotFoundError, AssertionError) as err:
+        raise UserError(f"{args.data}: {err}") from err
+    print(" | ".join(title for _, title in COLUMNS))
+    print(" | ".join(f"{figures[key]:.4f}" for key, _ in COLUMNS))
+    print(f"({figures['clips']} clips, {figures['depth_pixels']} depth pixels)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0

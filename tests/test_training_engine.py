@@ -1,0 +1,168 @@
+"""Training engine: configs, schedule, data order, exact resume, checkpoint integrity, the CLI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from cvd_sim.training.engine import StepSampler, cosine_with_warmup, load_config, resolve_config_path
+from cvd_sim.training.vae_trainer import VaeTrainConfig, train_vae
+
+from cvd_sim.cli import UserError, main
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_vae_analytic_scene import AnalyticClips
+
+SMALL_RUN = {
+    "model": {
+        "preset": "tiny",
+        "vae": {"block_out_channels": [8, 16, 16, 16], "norm_num_groups": 4},
+        "decoder": {
+            "width": 32,
+            "depth": 1,
+            "num_heads": 2,
+            "key_upsampler_channels": [16, 8, 8],
+            "sky_hidden": 8,
+        },
+    },
+    "data": {"height": 16, "width": 32, "num_frames": 7},
+    "stage": {
+        "context_frames": [0, 2, 4, 6],
+        "num_targets": 2,
+        "render_views_per_target": 1,
+        "vae_decode_images": 2,
+    },
+    "optim": {"lr": 1.0e-3, "warmup_steps": 1},
+    "run": {"max_steps": 3, "checkpoint_every": 1, "log_every": 1, "image_every": 2, "mixed_precision": "no"},
+}
+
+
+def write_config(folder: Path, name: str, **run) -> Path:
+    cfg = yaml.safe_load(yaml.safe_dump(SMALL_RUN))
+    cfg["run"].update(out_dir=str(folder / name), **run)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_shipped_presets_validate():
+    for preset in ("tiny", "full"):
+        cfg = load_config(resolve_config_path(preset, "vae"), VaeTrainConfig)
+        assert cfg.model.preset == preset
+        assert cfg.stage.context_frames == [0, 6, 12, 18] and cfg.stage.num_targets == 3
+        assert cfg.loss.storm == 0.5
+    assert load_config(resolve_config_path("full", "vae"), VaeTrainConfig).model.gradient_checkpointing
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"optim": {"lr": -1.0}}, "optim.lr"),
+        ({"run": {"out_dir": "x", "max_steps": 2, "bogus": 1}}, "run.bogus"),
+        ({"stage": {"context_frames": [0, 30]}}, "(root)|stage"),
+        ({"loss": {"depth_kind": "l7"}}, "loss.depth_kind"),
+    ],
+)
+def test_config_errors_name_file_and_field(tmp_path, patch, field):
+    cfg = {"run": {"out_dir": "x", "max_steps": 2}, **patch}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(UserError) as err:
+        load_config(path, VaeTrainConfig)
+    message = str(err.value)
+    assert message.startswith(str(path))
+    assert any(f in message for f in field.split("|"))
+
+
+def test_unknown_preset_and_bad_yaml(tmp_path):
+    with pytest.raises(UserError, match="presets: full, tiny"):
+        resolve_config_path("huge", "vae")
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("run: [unclosed\n")
+    with pytest.raises(UserError, match="invalid YAML"):
+        load_config(bad, VaeTrainConfig)
+
+
+def test_cosine_schedule_with_warmup():
+    assert cosine_with_warmup(0, 10, 110, 0.1) == pytest.approx(0.1)
+    assert cosine_with_warmup(9, 10, 110, 0.1) == pytest.approx(1.0)
+    assert cosine_with_warmup(10, 10, 110, 0.1) == pytest.approx(1.0)
+    assert cosine_with_warmup(60, 10, 110, 0.1) == pytest.approx(0.55)  # half-way: (1 + 0.1) / 2
+    assert cosine_with_warmup(110, 10, 110, 0.1) == pytest.approx(0.1)
+    assert cosine_with_warmup(500, 10, 110, 0.1) == pytest.approx(0.1)
+
+
+def test_step_sampler_partitions_ranks_and_resumes():
+    length, bs, world = 7, 2, 2
+    ranks = [list(StepSampler(length, bs, world, r, seed=3, start=0, stop=7)) for r in range(world)]
+    global_order = [
+        i for step in range(7) for r in range(world) for i in ranks[r][step * bs : (step + 1) * bs]
+    ]
+    # every epoch (7 consecutive global samples) is a permutation of the dataset
+    assert sorted(global_order[:7]) == list(range(7)) and sorted(global_order[7:14]) == list(range(7))
+    assert global_order[:7] != global_order[7:14]
+    resumed = list(StepSampler(length, bs, world, 1, seed=3, start=4, stop=7))
+    assert resumed == ranks[1][4 * bs :]
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    data = AnalyticClips(num_clips=3)
+    full = train_vae(write_config(tmp_path, "full", max_steps=2), dataset=data)
+    assert [r["step"] for r in full] == [1, 2]
+    split = write_config(tmp_path, "split", max_steps=2)
+    first = train_vae(split, dataset=data, stop_at=1)
+    assert [r["step"] for r in first] == [1]
+    rest = train_vae(split, resume=True, dataset=data)
+    assert [r["step"] for r in rest] == [2]
+    for a, b in zip(full, first + rest):
+        assert abs(a["loss"] - b["loss"]) <= 1e-6, (a, b)
+    assert [r["lr"] for r in full] == pytest.approx([1e-3 * cosine_with_warmup(s, 1, 2, 0.1) for s in (1, 2)])
+    assert all(torch.isfinite(torch.tensor(r["grad_norm"])) for r in full)
+    # the log of the split run reads like one run, and its final model equals the uninterrupted one
+    lines = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    ckpts = sorted(p.name for p in (tmp_path / "split" / "checkpoints").glob("step_*"))
+    assert ckpts == ["step_00000001", "step_00000002"]  # keep_checkpoints = 2, no temporary folders left
+    assert not list((tmp_path / "split" / "checkpoints").glob(".*tmp"))
+    assert (tmp_path / "split" / "final" / "gaussian_decoder" / "config.json").is_file()
+    assert list((tmp_path / "split" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_corrupted_checkpoint_gives_a_clear_error(tmp_path, capsys):
+    data = AnalyticClips(num_clips=1)
+    path = write_config(tmp_path, "run", max_steps=2)
+    train_vae(path, dataset=data, stop_at=1)
+    weights = (
+        tmp_path
+        / "run"
+        / "checkpoints"
+        / "step_00000001"
+        / "model"
+        / "vae"
+        / "diffusion_pytorch_model.safetensors"
+    )
+    blob = bytearray(weights.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(UserError, match=r"corrupted \(checksum mismatch\)"):
+        train_vae(path, dataset=data, resume=True)
+    (weights.parent.parent.parent / "manifest.json").write_text("{not json")
+    with pytest.raises(UserError, match="manifest missing or unreadable"):
+        train_vae(path, dataset=data, resume=True)
+
+
+def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"run": {"out_dir": "x", "max_steps": 0}}))
+    assert main(["train", "vae", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "run.max_steps" in err and str(bad) in err
+    no_data = tmp_path / "nodata.yaml"
+    no_data.write_text(
+        yaml.safe_dump({"data": {"root": str(tmp_path / "missing")}, "run": {"out_dir": "x", "max_steps": 1}})
+    )
+    assert main(["train", "vae", "--config", str(no_data)]) == 2
+    assert "data.root" in capsys.readouterr().err
