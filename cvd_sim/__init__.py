@@ -1,3 +1,17 @@
 """cvd-sim: a closed-loop driving simulator rendered by the CVD-STORM world model."""
 
+import os
+
+# Before torch/OpenMP load: idle OpenMP threads sleep instead of spinning, which matters on a shared 2-core box.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # `cvd_sim.WorldModel` is loaded on first use, so `import cvd_sim` stays light.
+    if name == "WorldModel":
+        from cvd_sim.pipelines.world_model import WorldModel
+
+        return WorldModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
