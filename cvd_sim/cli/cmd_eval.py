@@ -35,6 +35,32 @@ def register(subparsers) -> None:
     vae.add_argument("--json", help="write the figures to this JSON file")
     vae.set_defaults(func=handle_vae)
 
+    dit = sub.add_parser("dit", help="world model: generated vs ground-truth PSNR/SSIM/depth AbsRel")
+    dit.add_argument(
+        "--checkpoint", required=True, help="WorldModel folder (vae/, gaussian_decoder/, dit/, ...)"
+    )
+    dit.add_argument("--data", required=True, help="nuScenes-layout folder (SynthDrive or nuScenes)")
+    dit.add_argument("--version", default="v1.0-trainval")
+    dit.add_argument("--split", default="val", choices=("val", "train", "all"))
+    dit.add_argument("--height", type=int, default=64)
+    dit.add_argument("--width", type=int, default=112)
+    dit.add_argument("--num-frames", type=int, default=6, help="window length")
+    dit.add_argument("--num-references", type=int, default=3)
+    dit.add_argument("--steps", type=int, default=20, help="Euler sampling steps")
+    dit.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (<=1 = off)")
+    dit.add_argument("--max-clips", type=int, default=8)
+    dit.add_argument("--seed", type=int, default=0)
+    dit.add_argument("--inception-weights", default=None, help="local torch-fidelity Inception weights (FID)")
+    dit.add_argument("--json", help="write the figures to this JSON file")
+    dit.set_defaults(func=handle_dit)
+
+
+def handle_dit(args) -> int:
+    # imported on use: the evaluation lives in cvd_sim.training, which the core does not import at load time
+    import importlib
+
+    return importlib.import_module("cvd_sim.training.dit_eval").run_from_cli(args)
+
 
 def _model_folder(path: Path) -> Path:
     for candidate in (path, path / "model", path / "final"):

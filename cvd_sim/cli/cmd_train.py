@@ -7,6 +7,7 @@ import importlib
 # model name -> module exposing `run_from_cli(config: str, resume: bool, stop_at: int | None) -> int`
 TRAINERS = {
     "vae": "cvd_sim.training.vae_trainer",
+    "dit": "cvd_sim.training.dit_trainer",
 }
 
 
