@@ -24,6 +24,7 @@ from cvd_sim.world.world import WorldSnapshot
 
 BACKENDS: dict[str, str] = {
     "raycast": "cvd_sim.envs.raycast_backend:RaycastBackend",
+    "worldmodel": "cvd_sim.envs.worldmodel_backend:WorldModelBackend",
 }
 
 

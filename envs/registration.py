@@ -11,7 +11,10 @@ or `import cvd_sim.envs` once, after which `gym.make("cvd_sim/Raycast-v0")` work
 
 from gymnasium.envs.registration import register, registry
 
-ENV_IDS = {"cvd_sim/Raycast-v0": {"backend": "raycast"}}
+ENV_IDS = {
+    "cvd_sim/Raycast-v0": {"backend": "raycast"},
+    "cvd_sim/WorldModel-v0": {"backend": "worldmodel"},
+}
 
 
 def register_envs() -> None:

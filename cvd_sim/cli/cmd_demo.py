@@ -1,5 +1,9 @@
 """`cvd-sim demo`: a closed-loop rollout of a planner in a library edge-case scenario; writes a video of the six
-views + depth + BEV panel and a metrics JSON. The env/agent packages are imported when the command runs."""
+views + depth + BEV panel and a metrics JSON. The env/agent packages are imported when the command runs.
+
+With `--backend worldmodel` the raycast ground truth renders the same snapshots alongside: the video shows
+generated six views | ground-truth six views | generated depth | BEV, and the JSON adds PSNR/SSIM/AbsRel/delta1
+per step."""
 
 from __future__ import annotations
 
@@ -18,7 +22,15 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="closed-loop rollout in a library scenario: video + metrics JSON"
     )
-    parser.add_argument("--backend", default="raycast", help="sensor backend: raycast (or module:Class)")
+    parser.add_argument(
+        "--backend", default="raycast", help="sensor backend: raycast, worldmodel (or module:Class)"
+    )
+    parser.add_argument(
+        "--model", default=None, help="worldmodel: WorldModel folder (default: the shipped checkpoint)"
+    )
+    parser.add_argument(
+        "--num-steps", type=int, default=None, help="worldmodel: sampling steps (default: the fast setting)"
+    )
     parser.add_argument(
         "--scenario", default=DEFAULT_SCENARIO, help="library name, scenario file or builder:NAME"
     )
@@ -37,16 +49,48 @@ def register(subparsers) -> None:
     parser.set_defaults(func=handler)
 
 
+def side_by_side(env, truth):
+    """uint8 frame: generated six views | ground-truth six views | generated depth | BEV, one row."""
+    from cvd_sim.viz.colormap import colorize_depth
+    from cvd_sim.viz.mosaic import ring_mosaic, stack_panels
+
+    generated = env._frame
+    panels = [
+        ring_mosaic(generated.images),
+        ring_mosaic(truth.images),
+        ring_mosaic(colorize_depth(generated.depth)),
+    ]
+    return stack_panels([*panels, env.bev(max(panels[0].shape[0], 128))], axis=1)
+
+
+def fidelity(frame, truth) -> dict[str, float]:
+    """PSNR/SSIM of the generated views and AbsRel/delta1 of their depth against the ground truth."""
+    from cvd_sim.agents.fidelity import depth_scores, image_scores
+
+    psnr, ssim = image_scores(frame.images, truth.images)
+    abs_rel, delta1 = depth_scores(frame.depth, truth.depth)
+    return {"psnr": psnr, "ssim": ssim, "abs_rel": abs_rel, "delta1": delta1}
+
+
+def mean_fidelity(steps: list[dict]) -> dict[str, float]:
+    import numpy as np
+
+    return {k: float(np.nanmean([s[k] for s in steps])) for k in ("psnr", "ssim", "abs_rel", "delta1")}
+
+
 def handler(args) -> int:
     from cvd_sim.agents.registry import load_planner
     from cvd_sim.envs.config import EnvConfigError, make_env_config
     from cvd_sim.envs.driving_env import DrivingEnv
+    from cvd_sim.envs.raycast_backend import RaycastBackend
     from cvd_sim.envs.scenario_source import resolve_scenario
     from cvd_sim.scenarios.errors import ScenarioError
     from cvd_sim.viz.video import write_video
 
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps: must be >= 1, got {args.steps}")
+    if args.num_steps is not None and args.num_steps < 1:
+        raise UserError(f"--num-steps: must be >= 1, got {args.num_steps}")
     try:
         planner = load_planner(args.planner)
     except ValueError as err:
@@ -58,11 +102,15 @@ def handler(args) -> int:
     except ValueError as err:
         raise UserError(f"--scenario: {err}") from None
     height, width = parse_size(args.size)
+    options = {}
+    if args.backend == "worldmodel":
+        options = {"model": args.model} | ({"num_steps": args.num_steps} if args.num_steps else {})
     try:
         config = make_env_config(
             "cvd-sim demo",
             scenario=scenario,
             backend=args.backend,
+            backend_options=options,
             control=planner.control,
             image_height=height,
             image_width=width,
@@ -72,15 +120,29 @@ def handler(args) -> int:
     except EnvConfigError as err:
         raise UserError(str(err)) from None
 
-    env = DrivingEnv(config, render_mode="rgb_array")
+    try:
+        env = DrivingEnv(config, render_mode="rgb_array")
+    except (FileNotFoundError, ValueError) as err:
+        raise UserError(f"--backend {args.backend}: {err}") from None
+    truth = None if args.backend != "worldmodel" else RaycastBackend(env.rig, 1)
     obs, info = env.reset()
     planner.reset(env.scenario_info())
-    frames, steps = [env.render()], []
+    if truth is not None:
+        gt = truth.reset(0, env.scenario, env._snap, env.world.seed)
+    frames, steps = [env.render() if truth is None else side_by_side(env, gt)], []
     with tqdm(total=env.horizon, desc=f"demo {scenario.name} ({args.backend})", unit="step") as bar:
         while True:
-            obs, reward, terminated, truncated, info = env.step(planner.act(obs, info))
-            frames.append(env.render())
-            steps.append({"step": info["step"], "time": info["time"], "reward": reward, **info["metrics"]})
+            snap = env.advance(planner.act(obs, info))
+            frame = env.backend.render([(env.slot, snap)])[0]
+            obs, reward, terminated, truncated, info = env.finish_step(frame)
+            record = {"step": info["step"], "time": info["time"], "reward": reward, **info["metrics"]}
+            if truth is None:
+                frames.append(env.render())
+            else:
+                gt = truth.render([(0, snap)])[0]
+                frames.append(side_by_side(env, gt))
+                record.update(fidelity(frame, gt))
+            steps.append(record)
             bar.update()
             if terminated or truncated:
                 break
@@ -106,6 +168,7 @@ def handler(args) -> int:
         "episode_return": float(sum(s["reward"] for s in steps)),
         "scores": info["episode_scores"],
         "per_step": steps,
+        **({} if truth is None else {"fidelity": mean_fidelity(steps)}),
         "video": str(video),
     }
     text = json.dumps(metrics, indent=1, default=float)

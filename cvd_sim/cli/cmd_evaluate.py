@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from cvd_sim.cli import UserError
 from cvd_sim.cli.cmd_data import parse_size
+from cvd_sim.cli.eval_fidelity import add_arguments, fidelity_handler
 
 
 def register(subparsers) -> None:
@@ -44,10 +45,13 @@ def register(subparsers) -> None:
         "--no-video", action="store_true", help="skip the per-scenario videos (and sensor rendering)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results JSON here")
+    add_arguments(parser)
     parser.set_defaults(func=handler)
 
 
 def handler(args) -> int:
+    if args.fidelity:
+        return fidelity_handler(args)
     from cvd_sim.agents.evaluation import evaluate, results_json
     from cvd_sim.agents.registry import load_planner
     from cvd_sim.agents.report import format_table, write_markdown
