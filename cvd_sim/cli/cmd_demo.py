@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from cvd_sim.cli import UserError
 from cvd_sim.cli.cmd_data import parse_size
+from cvd_sim.cli.env_args import planner_from_arg, scenario_from_arg
 
 DEFAULT_SCENARIO = "stalled_vehicle"  # library edge case: the IDM planner changes lanes around a stalled car
 
@@ -79,28 +80,17 @@ def mean_fidelity(steps: list[dict]) -> dict[str, float]:
 
 
 def handler(args) -> int:
-    from cvd_sim.agents.registry import load_planner
     from cvd_sim.envs.config import EnvConfigError, make_env_config
     from cvd_sim.envs.driving_env import DrivingEnv
     from cvd_sim.envs.raycast_backend import RaycastBackend
-    from cvd_sim.envs.scenario_source import resolve_scenario
-    from cvd_sim.scenarios.errors import ScenarioError
     from cvd_sim.viz.video import write_video
 
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps: must be >= 1, got {args.steps}")
     if args.num_steps is not None and args.num_steps < 1:
         raise UserError(f"--num-steps: must be >= 1, got {args.num_steps}")
-    try:
-        planner = load_planner(args.planner)
-    except ValueError as err:
-        raise UserError(f"--planner: {err}") from None
-    try:
-        scenario = resolve_scenario(args.scenario)
-    except ScenarioError as err:
-        raise UserError(str(err).splitlines()[0]) from None
-    except ValueError as err:
-        raise UserError(f"--scenario: {err}") from None
+    planner = planner_from_arg(args.planner)
+    scenario = scenario_from_arg(args.scenario)
     height, width = parse_size(args.size)
     options = {}
     if args.backend == "worldmodel":

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from cvd_sim.cli import UserError
 from cvd_sim.cli.cmd_data import parse_size
+from cvd_sim.cli.env_args import planner_from_arg, scenario_from_arg
 from cvd_sim.cli.eval_fidelity import add_arguments, fidelity_handler
 
 
@@ -53,30 +54,23 @@ def handler(args) -> int:
     if args.fidelity:
         return fidelity_handler(args)
     from cvd_sim.agents.evaluation import evaluate, results_json
-    from cvd_sim.agents.registry import load_planner
     from cvd_sim.agents.report import format_table, write_markdown
     from cvd_sim.envs.config import EnvConfigError, make_env_config
-    from cvd_sim.envs.scenario_source import LIBRARY_DIR, expand_scenarios, resolve_scenario
-    from cvd_sim.scenarios.errors import ScenarioError
+    from cvd_sim.envs.scenario_source import LIBRARY_DIR, expand_scenarios
 
     planners = args.planner or ["idm", "constant_velocity"]
     for spec in planners:
-        try:
-            load_planner(spec)
-        except ValueError as err:
-            raise UserError(f"--planner: {err}") from None
+        planner_from_arg(spec)
     if args.workers < 1:
         raise UserError(f"--workers: must be >= 1, got {args.workers}")
     if args.max_steps is not None and args.max_steps < 1:
         raise UserError(f"--max-steps: must be >= 1, got {args.max_steps}")
     try:
         refs = expand_scenarios(args.scenarios or [str(LIBRARY_DIR / "*.yaml")])
-        for ref in refs:
-            resolve_scenario(ref)
-    except ScenarioError as err:
-        raise UserError(str(err).splitlines()[0]) from None
     except ValueError as err:
         raise UserError(f"--scenarios: {err}") from None
+    for ref in refs:
+        scenario_from_arg(ref, "--scenarios")
     height, width = parse_size(args.size)
     videos = not args.no_video
     try:

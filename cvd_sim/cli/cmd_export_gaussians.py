@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from cvd_sim.cli import UserError
 from cvd_sim.cli.cmd_data import parse_size
+from cvd_sim.cli.env_args import planner_from_arg, scenario_from_arg
 
 
 def register(subparsers) -> None:
@@ -36,25 +37,17 @@ def handler(args) -> int:
     import numpy as np
     import torch
 
-    from cvd_sim.agents.registry import load_planner
     from cvd_sim.envs.config import EnvConfigError, make_env_config
     from cvd_sim.envs.driving_env import DrivingEnv
-    from cvd_sim.envs.scenario_source import resolve_scenario
     from cvd_sim.envs.worldmodel_backend import rotate_quaternions
-    from cvd_sim.scenarios.errors import ScenarioError
     from cvd_sim.splat.ply import save_gaussians_ply
 
     if args.steps < 0:
         raise UserError(f"--steps: must be >= 0, got {args.steps}")
     if not 0.0 <= args.min_opacity < 1.0:
         raise UserError(f"--min-opacity: must be in [0, 1), got {args.min_opacity}")
-    try:
-        planner = load_planner(args.planner)
-        scenario = resolve_scenario(args.scenario)
-    except ScenarioError as err:
-        raise UserError(str(err).splitlines()[0]) from None
-    except ValueError as err:
-        raise UserError(f"--planner/--scenario: {err}") from None
+    planner = planner_from_arg(args.planner)
+    scenario = scenario_from_arg(args.scenario)
     height, width = parse_size(args.size)
     try:
         config = make_env_config(

@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from cvd_sim.cli import UserError
 from cvd_sim.cli.cmd_data import parse_size
+from cvd_sim.cli.env_args import planner_from_arg, scenario_from_arg
 
 SETTINGS = ("fast", "paper")
 
@@ -28,15 +29,13 @@ def add_arguments(parser) -> None:
 
 def fidelity_handler(args) -> int:
     from cvd_sim.agents.fidelity import METRICS, plot_drift, run_fidelity
-    from cvd_sim.agents.registry import load_planner
     from cvd_sim.envs.config import EnvConfigError, make_env_config
     from cvd_sim.envs.driving_env import DrivingEnv
-    from cvd_sim.envs.scenario_source import expand_scenarios, resolve_scenario
+    from cvd_sim.envs.scenario_source import expand_scenarios
     from cvd_sim.envs.worldmodel_backend import WorldModelBackend
     from cvd_sim.envs.worldmodel_bench import model_for_bench
     from cvd_sim.envs.worldmodel_options import WorldModelOptions
     from cvd_sim.pipelines import WorldModel
-    from cvd_sim.scenarios.errors import ScenarioError
 
     if args.fidelity_steps < 1:
         raise UserError(f"--fidelity-steps: must be >= 1, got {args.fidelity_steps}")
@@ -44,17 +43,12 @@ def fidelity_handler(args) -> int:
     if not settings or any(s not in SETTINGS for s in settings):
         raise UserError(f"--settings: choose from {', '.join(SETTINGS)}, got {args.settings!r}")
     spec = (args.planner or ["idm"])[0]
-    try:
-        planner = load_planner(spec)
-    except ValueError as err:
-        raise UserError(f"--planner: {err}") from None
+    planner = planner_from_arg(spec)
     try:
         ref = expand_scenarios(args.scenarios or ["stalled_vehicle"])[0]
-        scenario = resolve_scenario(ref)
-    except ScenarioError as err:
-        raise UserError(str(err).splitlines()[0]) from None
     except ValueError as err:
         raise UserError(f"--scenarios: {err}") from None
+    scenario = scenario_from_arg(ref, "--scenarios")
     height, width = parse_size(args.size)
     try:
         config = make_env_config(
