@@ -36,3 +36,13 @@ def test_cli_help_runs_as_module():
         [sys.executable, "-m", "cvd_sim", "--help"], capture_output=True, text=True, check=True
     )
     assert "bench" in out.stdout
+
+
+def test_cli_help_stays_light():
+    """`cvd-sim --help` builds every subcommand's parser without importing torch, open3d or the benchmarks."""
+    code = (
+        "import sys\nfrom cvd_sim.cli import build_parser\nbuild_parser()\n"
+        "print(sorted({'torch', 'open3d', 'cvd_sim.bench.splat'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

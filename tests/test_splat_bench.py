@@ -6,6 +6,7 @@ import torch
 
 from cvd_sim.bench.splat import dense_rasterize, pixel_aligned_scene, random_scene, rig_cameras
 from cvd_sim.cli import build_parser
+from cvd_sim.cli.cmd_bench import benchmark_args
 from cvd_sim.splat import rasterize
 
 
@@ -33,5 +34,7 @@ def test_pixel_aligned_scene_has_one_gaussian_per_context_pixel():
 
 
 def test_cli_registers_bench_splat():
-    args = build_parser().parse_args(["bench", "splat", "--repeats", "2", "--json", "out.json"])
+    args = benchmark_args(
+        build_parser().parse_args(["bench", "splat", "--repeats", "2", "--json", "out.json"])
+    )
     assert args.repeats == 2 and str(args.json) == "out.json" and callable(args.func)

@@ -11,7 +11,7 @@ import pytest
 from cvd_sim.scenarios.library import library_paths
 
 from cvd_sim.cli import UserError
-from cvd_sim.cli.scenario_play import add_play_parser
+from cvd_sim.cli.scenario_play_args import add_play_parser
 
 
 def parse(argv):

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from cvd_sim.cli import UserError
-from cvd_sim.cli.scenario_play import add_play_parser
+from cvd_sim.cli.scenario_play_args import add_play_parser
 from cvd_sim.scenarios.builders import BUILDERS, sweep
 from cvd_sim.scenarios.editors import ScenarioEditor
 from cvd_sim.scenarios.errors import ScenarioError

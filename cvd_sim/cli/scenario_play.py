@@ -1,4 +1,5 @@
-"""`cvd-sim scenario play FILE -o out.gif|mp4`: roll a scenario out with the autopilot and animate it.
+"""`cvd-sim scenario play FILE -o out.gif|mp4`: roll a scenario out with the autopilot and animate it
+(the arguments are in `scenario_play_args.py`, which imports this module only when the command runs).
 
 Left panel: the bird's-eye view around the ego (agents in category colours, the ego green, its trail and route)
 with the running scores; right panel: the six layout images the world model would be conditioned on.
@@ -7,12 +8,12 @@ with the running scores; right panel: the six layout images the world model woul
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from cvd_sim.cli import UserError
+from cvd_sim.cli.scenario_play_args import VIDEO_SUFFIXES
 from cvd_sim.geometry.camera import CameraRig
 from cvd_sim.geometry.transforms import invert_pose
 from cvd_sim.scenarios.errors import ScenarioError
@@ -23,26 +24,6 @@ from cvd_sim.viz.video import write_video
 from cvd_sim.world.autopilot import Autopilot
 from cvd_sim.world.bev import BevRenderer
 from cvd_sim.world.world import World
-
-VIDEO_SUFFIXES = (".gif", ".mp4")
-
-
-def add_play_parser(scenario_subparsers) -> None:
-    """Add the `play` action to the `cvd-sim scenario` subparsers."""
-    p = scenario_subparsers.add_parser(
-        "play", help="roll a scenario out with the autopilot; write an animated BEV"
-    )
-    p.add_argument("file", type=Path)
-    p.add_argument("-o", "--out", type=Path, required=True, help="animation file (.gif or .mp4)")
-    p.add_argument("--seed", type=int, default=None, help="world seed (default: the scenario's)")
-    p.add_argument(
-        "--steps", type=int, default=None, help="stop after this many steps (default: the whole scenario)"
-    )
-    p.add_argument("--every", type=int, default=1, help="draw every n-th step")
-    p.add_argument("--layout-size", type=int, nargs=2, default=(128, 224), metavar=("H", "W"))
-    p.add_argument("--bev-size", type=int, default=512, help="BEV panel size in pixels")
-    p.add_argument("--json", type=Path, default=None, help="write the episode scores here")
-    p.set_defaults(func=cmd_play)
 
 
 def _check_args(args) -> None:
