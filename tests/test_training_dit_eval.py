@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
-from cvd_sim.training.ablations import plain_dit_config, plain_vae_config
+from cvd_sim.training.ablations import arm_config
 from cvd_sim.training.dit_eval import (
     clip_conditions,
     evaluate_world_model,
@@ -18,7 +17,6 @@ from cvd_sim.training.dit_eval import (
 )
 from cvd_sim.training.dit_trainer import DiTTrainConfig
 from cvd_sim.training.engine import load_config, resolve_config_path
-from cvd_sim.training.vae_trainer import VaeTrainConfig
 from diffusers import FlowMatchEulerDiscreteScheduler
 from torch.utils.data import default_collate
 
@@ -97,18 +95,16 @@ def test_cli_hook_parses_and_rejects_a_missing_folder(tmp_path):
         args.func(args)
 
 
-def test_ablation_configs_switch_off_the_gaussian_branch_and_keep_the_steps(tmp_path):
-    vae_cfg = load_config(plain_vae_config("tiny", tmp_path), VaeTrainConfig)
-    assert vae_cfg.loss.storm == 0.0 and vae_cfg.run.out_dir == tmp_path / "plain_vae"
+def test_ablation_arm_config_changes_only_vae_cache_run_and_steps(tmp_path):
     storm = resolve_config_path("tiny", "dit")
-    plain = load_config(plain_dit_config(storm, tmp_path / "plain_vae" / "final", tmp_path), DiTTrainConfig)
-    reference = load_config(storm, DiTTrainConfig)
-    assert plain.model.storm_vae == tmp_path / "plain_vae" / "final"
-    assert plain.run.max_steps == reference.run.max_steps and plain.stage == reference.stage
-    assert plain.data.cache_dir != reference.data.cache_dir and plain.run.out_dir != reference.run.out_dir
-    assert yaml.safe_load((tmp_path / "dit_plain_vae.yaml").read_text())["data"]["root"] == str(
-        reference.data.root
-    )
+    path = arm_config(storm, tmp_path / "plain", tmp_path / "cache", tmp_path / "arms" / "dit_plain_vae", 40)
+    assert path == tmp_path / "arms" / "dit_plain_vae.yaml"
+    plain, reference = load_config(path, DiTTrainConfig), load_config(storm, DiTTrainConfig)
+    assert plain.model.storm_vae == tmp_path / "plain" and plain.data.cache_dir == tmp_path / "cache"
+    assert plain.run.out_dir == tmp_path / "arms" / "dit_plain_vae" and plain.run.max_steps == 40
+    assert plain.optim.warmup_steps == 4  # a tenth of a short run at most
+    assert plain.stage == reference.stage and plain.data.root == reference.data.root
+    assert plain.model.dit == reference.model.dit and plain.data.resolutions == reference.data.resolutions
 
 
 def test_eval_module_imports_without_torch():

@@ -54,6 +54,8 @@ def test_shipped_presets_validate():
         assert cfg.model.preset == preset
         assert cfg.stage.context_frames == [0, 6, 12, 18] and cfg.stage.num_targets == 3
         assert cfg.loss.storm == 0.5
+    plain = load_config(resolve_config_path("tiny_plain", "vae"), VaeTrainConfig)
+    assert plain.loss.storm == 0.0 and plain.stage.vae_decode_images == 24
     assert load_config(resolve_config_path("full", "vae"), VaeTrainConfig).model.gradient_checkpointing
 
 

@@ -71,6 +71,23 @@ def test_forward_shapes_and_gs_loss_reaches_encoder(clip):
     assert model.vae.decoder.conv_out.weight.grad is None  # the VAE decoder is not on this path
 
 
+def test_plain_vae_pass_skips_the_gaussian_branch(clip):
+    model = _small_model()
+    ctx = torch.tensor([0, 2, 4, 6])
+    k_c, c2r_c, t_c = clip_cameras(clip, ctx, 0)
+    k_t, c2r_t, t_t = clip_cameras(clip, torch.tensor([1]), 0)
+    args = (clip["images"][:, ctx], k_c, c2r_c, t_c, k_t, c2r_t, t_t)
+    full = model(*args, decode_index=torch.tensor([0, 5]), generator=torch.Generator().manual_seed(0))
+    plain = model(
+        *args, decode_index=torch.tensor([0, 5]), generator=torch.Generator().manual_seed(0), render=False
+    )
+    assert "rgb" not in plain and "gaussians" not in plain
+    torch.testing.assert_close(plain["vae_recon"], full["vae_recon"], rtol=0, atol=0)
+    plain["vae_recon"].square().mean().backward()
+    assert all(p.grad is None for p in model.gaussian_decoder.parameters())
+    assert model.vae.decoder.conv_out.weight.grad is not None
+
+
 def test_gaussian_activations_follow_storm_ranges(clip):
     out = _run(_small_model(), clip)
     g = out["gaussians"]

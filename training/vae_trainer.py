@@ -74,6 +74,11 @@ class VaeTrainConfig(BaseModel):
 
 def build_model(section: ModelSection) -> StormVAE:
     if section.init_from is not None:
+        if not section.init_from.is_dir():
+            raise FileNotFoundError(
+                f"init_from: folder {section.init_from} does not exist (train it first, e.g. "
+                "`cvd-sim train vae --config tiny_plain`)"
+            )
         model = StormVAE.from_pretrained(section.init_from)
     else:
         model = StormVAE.from_preset(
@@ -108,8 +113,10 @@ def forward_clip(
     pick: dict[str, torch.Tensor],
     ref: int,
     gen: torch.Generator,
+    render: bool = True,
 ) -> dict:
-    """Run the training forward on one batched clip with the frames in `pick`; `gen` draws the latent noise."""
+    """Run the training forward on one batched clip with the frames in `pick`; `gen` draws the latent noise;
+    render=False runs the VAE branch only."""
     k_c, c2r_c, t_c = clip_cameras(batch, pick["context"], ref)
     k_t, c2r_t, t_t = clip_cameras(batch, pick["targets"], ref)
     views = pick["target_views"].to(k_t.device)
@@ -125,6 +132,7 @@ def forward_clip(
         decode_index=pick["decode"],
         target_view_ids=views,
         generator=gen,
+        render=render,
     )
 
 
@@ -136,8 +144,8 @@ def stage_one_loss(
     perceptual: Perceptual,
     step: int,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """L_VAE + w.storm * L_STORM and its terms as floats."""
-    device = out["rgb"].device
+    """L_VAE + w.storm * L_STORM and its terms as floats; without a render in `out` (w.storm == 0), L_VAE only."""
+    device = out["vae_recon"].device
     ctx, tgt, views = (pick[k].to(device) for k in ("context", "targets", "target_views"))
     images = batch["images"]
     b, _, v = images.shape[:3]
@@ -150,6 +158,14 @@ def stage_one_loss(
         perceptual(out["vae_recon"], decoded_gt) if use_lpips else decoded_gt.new_zeros(())
     )
     terms["vae_kl"] = kl_divergence(out["mean"].float(), out["logvar"].float())
+    l_vae = (
+        w.vae_recon * terms["vae_recon"]
+        + w.vae_perceptual * terms["vae_perceptual"]
+        + w.vae_kl * terms["vae_kl"]
+    )
+    if "rgb" not in out:
+        scalars = {f"loss_{k}": float(t.detach()) for k, t in terms.items()}
+        return l_vae, {**scalars, "loss_vae": float(l_vae.detach())}
     target_images = images[:, tgt][:, :, views]
     terms["rgb"] = F.mse_loss(out["rgb"], target_images)
     terms["perceptual"] = perceptual(out["rgb"], target_images) if use_lpips else target_images.new_zeros(())
@@ -158,12 +174,6 @@ def stage_one_loss(
         out["alpha"], batch["sky_mask"][:, tgt][:, :, views], batch["has_sky_mask"]
     )
     terms["velocity"] = out["gaussians"]["velocities"].square().mean()
-
-    l_vae = (
-        w.vae_recon * terms["vae_recon"]
-        + w.vae_perceptual * terms["vae_perceptual"]
-        + w.vae_kl * terms["vae_kl"]
-    )
     l_storm = (
         w.rgb * terms["rgb"]
         + w.perceptual * terms["perceptual"]
@@ -208,23 +218,31 @@ class StageOne:
 
     def step(self, model, batch, gen: torch.Generator, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         pick = self._pick(batch, gen)
-        out = forward_clip(model, batch, pick, self.cfg.stage.context_frames[0], gen)
+        out = forward_clip(
+            model, batch, pick, self.cfg.stage.context_frames[0], gen, render=self.weights.storm > 0
+        )
         return stage_one_loss(out, batch, pick, self.weights, self.perceptual, step)
 
     def images(self, model, batch, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """Grid for sample 0: rows = input / VAE reconstruction (first context frame), target / GS render / depth."""
         pick = self._pick(batch, gen)
         pick["decode"] = torch.arange(batch["images"].shape[2])  # all views of the first context frame
-        out = forward_clip(model, batch, pick, self.cfg.stage.context_frames[0], gen)
+        render = self.weights.storm > 0
+        out = forward_clip(model, batch, pick, self.cfg.stage.context_frames[0], gen, render=render)
+        grids = {
+            "input_reconstruction": torch.cat(
+                [_row(batch["images"][0, self.cfg.stage.context_frames[0]]), _row(out["vae_recon"][0])],
+                dim=-2,
+            )
+        }
+        if not render:
+            return grids
         views = pick["target_views"].to(out["rgb"].device)
         target = batch["images"][0, pick["targets"][0].item()][views]
         gt_depth = batch["depth"][0, pick["targets"][0].item()][views]
         max_depth = max(float(gt_depth.max()), 1.0)
         return {
-            "input_reconstruction": torch.cat(
-                [_row(batch["images"][0, self.cfg.stage.context_frames[0]]), _row(out["vae_recon"][0])],
-                dim=-2,
-            ),
+            **grids,
             "target_render_depth": torch.cat(
                 [
                     _row(target),

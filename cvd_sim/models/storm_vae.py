@@ -230,14 +230,15 @@ class StormVAE(nn.Module):
         decode_index: torch.Tensor | None = None,
         target_view_ids: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        render: bool = True,
     ) -> dict[str, Any]:
         """Training pass: encode context images, sample latents, decode some of them, render the targets.
 
         context_images [B, Tc, V, 3, H, W]; cameras/times as in `reconstruct`; decode_index [K] indices into the
         flattened Tc*V context images whose VAE reconstruction is returned (None = all); target_view_ids as in
-        `reconstruct` ->
+        `reconstruct`; render=False skips the Gaussian branch (plain-VAE training) ->
         {"mean", "logvar": [B, Tc, V, 16, h, w], "vae_recon": [B, K, 3, H, W] (unclamped), "vae_index": [K],
-         plus the unclamped GaussianDecoder render dict}.
+         plus the unclamped GaussianDecoder render dict when `render`}.
         """
         b, tc, v, _, height, width = context_images.shape
         mean, logvar = self.encode_distribution(context_images)
@@ -246,18 +247,20 @@ class StormVAE(nn.Module):
             decode_index = torch.arange(tc * v)
         decode_index = decode_index.to(latents.device)
         chosen = latents.reshape(b, tc * v, *latents.shape[3:])[:, decode_index]
-        out = self.gaussian_decoder(
-            latents,
-            intrinsics,
-            cam_to_ref,
-            times,
-            target_intrinsics,
-            target_cam_to_ref,
-            target_times,
-            height,
-            width,
-            target_view_ids,
-        )
+        out: dict[str, Any] = {}
+        if render:
+            out = self.gaussian_decoder(
+                latents,
+                intrinsics,
+                cam_to_ref,
+                times,
+                target_intrinsics,
+                target_cam_to_ref,
+                target_times,
+                height,
+                width,
+                target_view_ids,
+            )
         out.update(
             mean=mean, logvar=logvar, vae_recon=self.decode(chosen, clamp=False), vae_index=decode_index
         )
