@@ -1,12 +1,13 @@
 """Front-to-back alpha compositing of 2D Gaussians in plain torch, with a hand-written backward.
 
 Tiles are processed in passes of up to `PER_PASS` Gaussians each (front to back). A pass enumerates the
-(Gaussian, pixel) candidates inside each Gaussian's α ≥ 1/255 box (vectorised over all tiles), keeps those
-with σ ≥ 0, α ≥ 1/255 on pixels still running, then walks the pass's depth ranks in order, updating
-T = Π(1 - α) per pixel exactly as gsplat's per-pixel loop does, for all tiles at once (no sort). A pixel
-stops before the first Gaussian that would take T to ≤ 1e-4; entries and tiles whose pixels have all
-stopped are skipped by later passes. Arrays are 1D (structure of arrays): 1D `index_select`/`scatter_add_`
-are many times faster than row gathers on the CPU.
+(Gaussian, pixel) candidates of each Gaussian's α ≥ 1/255 box row by row, only over the run of columns where
+the row crosses the α ≥ 1/255 ellipse (vectorised over all tiles), tests σ ≥ 0 and α ≥ 1/255 per pixel,
+then walks the pass's depth ranks in order, updating T = Π(1 - α) per pixel exactly as gsplat's per-pixel
+loop does, for all tiles at once (no sort). A pixel stops before the first Gaussian that would take T to
+≤ 1e-4; entries and tiles whose pixels have all stopped are skipped by later passes. Arrays are 1D
+(structure of arrays) with int64 indices: 1D `index_select`/`scatter_add_` are many times faster than row
+gathers on the CPU.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ TRANSMITTANCE_STOP = 1e-4
 PER_PASS = 32  # Gaussians per tile per pass
 TILES_PER_CHUNK = 1024  # bounds a pass's candidates by TILES_PER_CHUNK * PER_PASS * 256
 CACHE_PAIRS = 40_000_000  # keep forward pairs for the backward up to this many, else recompute them
+SIGMA_SLACK = 1e-2  # row runs cover σ ≤ ln(255·o) + this (float32 rounding of σ is ~1e-6)
+COLUMN_SLACK = 1e-2  # and this many pixels more on each side
 
 
 @dataclass
 class Pass:
     """Contributing (Gaussian, pixel) pairs of one pass over a chunk of tiles, in (rank, tile, pixel) order.
 
-    gaussian [P] int32 index into the plan's splatted Gaussians; pixel [P] int32 chunk-local tile-major pixel; rank_offsets: pairs of depth rank r in
-    this pass are [rank_offsets[r], rank_offsets[r + 1]) and have distinct pixels; dx, dy [P] = mean - pixel
+    gaussian [P] int64 index into the plan's splatted Gaussians; pixel [P] int64 chunk-local tile-major pixel
+    (int64: the CPU's fastest index_select/scatter_add_ index); rank_offsets: pairs of depth rank r in this
+    pass are [rank_offsets[r], rank_offsets[r + 1]) and have distinct pixels; dx, dy [P] = mean - pixel
     centre; vis [P] = exp(-σ); alpha [P]; trans [P] = transmittance in front of the pair.
     """
 
@@ -61,6 +65,22 @@ def _live_entries(plan: TilePlan, entry, tile, done: torch.Tensor, n_t: int) -> 
     return torch.nonzero(inside > 0).squeeze(1)
 
 
+def _row_runs(
+    a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, opacity: torch.Tensor, row_entry: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-row coefficients of the columns where σ = a·dx² + b·dx·dy + c·dy² ≤ ln(255·o), i.e. α ≥ 1/255.
+
+    a, b, c, opacity [E] per entry; row_entry [R] entry of each row item. Returns (shift, k1, k2) [R]: on a
+    row at offset dy, the run is dx0 - dx ∈ centre ± half with centre = dx0 + shift·dy (dx0 = mean x - first
+    column centre) and half = sqrt(k1·dy² + k2). σ's bound is raised by SIGMA_SLACK so that rounding never
+    drops a pixel; the exact per-pixel test follows, so the output equals testing every pixel of the box.
+    """
+    inv_2a = 0.5 / a
+    sigma_max = torch.log(opacity / ALPHA_THRESHOLD) + SIGMA_SLACK
+    coefs = torch.stack([b * inv_2a, (b * b - 4 * a * c) * inv_2a * inv_2a, sigma_max / a])
+    return coefs.index_select(1, row_entry).unbind(0)
+
+
 def chunk_passes(
     plan: TilePlan,
     tile_begin: int,
@@ -83,13 +103,16 @@ def chunk_passes(
     origin_y = ((torch.div(tile_global, plan.tiles_x, rounding_mode="floor") % plan.tiles_y) * TILE).to(
         dtype
     ) + 0.5
-    done = plan.pad_mask[tile_begin:tile_end].reshape(-1).clone()
-    trans_px = torch.ones(n_t * TILE_PIXELS, dtype=dtype)
+    # transmittance per pixel, negated once the pixel has stopped (padding pixels start stopped)
+    pad = plan.pad_mask[tile_begin:tile_end].reshape(-1)
+    trans_px = 1.0 - 2.0 * pad.to(dtype)
+    n_pad = int(pad.sum())
     rank_grid = torch.arange(PER_PASS)[:, None]
     passes: list[Pass] = []
     first = 0
     while True:
         remaining = count - first
+        done = trans_px < 0
         tiles = torch.nonzero((remaining > 0) & ~done.view(n_t, TILE_PIXELS).all(1)).squeeze(1)
         if tiles.numel() == 0:
             break
@@ -97,15 +120,16 @@ def chunk_passes(
         rank, slot = torch.nonzero(rank_grid < remaining.index_select(0, tiles).clamp_max(PER_PASS)).unbind(1)
         tile = tiles.index_select(0, slot)
         entry = start.index_select(0, tile) + first + rank
-        live = _live_entries(plan, entry, tile, done, n_t)
-        entry, tile, rank = (
-            entry.index_select(0, live),
-            tile.index_select(0, live),
-            rank.index_select(0, live),
-        )
+        if int(done.sum()) > n_pad:  # drop entries whose box has only stopped pixels
+            live = _live_entries(plan, entry, tile, done, n_t)
+            entry, tile, rank = (
+                entry.index_select(0, live),
+                tile.index_select(0, live),
+                rank.index_select(0, live),
+            )
         g = plan.gaussian.index_select(0, entry)
         e_x0, e_y0 = plan.x0.index_select(0, entry), plan.y0.index_select(0, entry)
-        e_w = plan.box_w.index_select(0, entry)
+        e_w, e_h = plan.box_w.index_select(0, entry), plan.box_h.index_select(0, entry)
         e_pix0 = tile * TILE_PIXELS + e_y0 * TILE + e_x0  # pixel of the box's first candidate
         e_dx0 = means2d[0].index_select(0, g) - origin_x.index_select(0, tile) - e_x0.to(dtype)
         e_dy0 = means2d[1].index_select(0, g) - origin_y.index_select(0, tile) - e_y0.to(dtype)
@@ -113,30 +137,40 @@ def chunk_passes(
         e_a, e_c = 0.5 * e_a, 0.5 * e_c
         e_o = opacities.index_select(0, g)
 
-        n_cand = e_w * plan.box_h.index_select(0, entry)
-        ce = torch.repeat_interleave(torch.arange(entry.numel()), n_cand)
-        k = (torch.arange(ce.numel()) - (torch.cumsum(n_cand, 0) - n_cand).index_select(0, ce)).to(dtype)
-        w_c = e_w.to(dtype).index_select(0, ce)
-        row = torch.floor((k + 0.5) / w_c)  # exact: k < 256
-        col = k - row * w_c
-        pixel = e_pix0.index_select(0, ce) + (row * TILE + col).long()
-        dx = e_dx0.index_select(0, ce) - col
-        dy = e_dy0.index_select(0, ce) - row
-        sigma = e_a.index_select(0, ce) * dx * dx + e_c.index_select(0, ce) * dy * dy
-        sigma += e_b.index_select(0, ce) * dx * dy
-        vis = torch.exp(-sigma)
-        alpha = torch.clamp_max(e_o.index_select(0, ce) * vis, MAX_ALPHA)
-        keep = torch.nonzero(
-            (sigma >= 0) & (alpha >= ALPHA_THRESHOLD) & ~done.index_select(0, pixel)
-        ).squeeze(1)
-        ce, pixel, alpha = ce.index_select(0, keep), pixel.index_select(0, keep), alpha.index_select(0, keep)
-        cand_rank = rank.index_select(0, ce)
-        offsets = [0, *torch.cumsum(torch.bincount(cand_rank, minlength=PER_PASS), 0).tolist()]
+        # one row item per (entry, box row), holding the run of columns that can reach α ≥ 1/255
+        re = torch.repeat_interleave(torch.arange(entry.numel()), e_h)
+        row = torch.arange(re.numel()) - (torch.cumsum(e_h, 0) - e_h).index_select(0, re)
+        r_dx0 = e_dx0.index_select(0, re)
+        r_dy = e_dy0.index_select(0, re) - row.to(dtype)
+        shift, k1, k2 = _row_runs(e_a, e_b, e_c, e_o, re)
+        centre = r_dx0 + shift * r_dy
+        half = torch.sqrt((k1 * r_dy * r_dy + k2).clamp_min(0)) + COLUMN_SLACK
+        col_lo = torch.ceil(centre - half).clamp_min(0).long()
+        col_hi = torch.minimum(torch.floor(centre + half).long(), e_w.index_select(0, re) - 1)
+        span = (col_hi - col_lo + 1).clamp_min(0)
+        r_pix0 = e_pix0.index_select(0, re) + row * TILE
+        r_a, r_b, r_o = e_a.index_select(0, re), e_b.index_select(0, re), e_o.index_select(0, re)
+        r_cdd = e_c.index_select(0, re) * r_dy * r_dy  # c·dy·dy as the per-pixel formula rounds it
 
-        # front to back, one depth rank at a time (gsplat's per-pixel loop, run for all tiles at once)
+        # candidates: the pixels of each row's span, in (rank, tile, row, column) order
+        cr = torch.repeat_interleave(torch.arange(re.numel()), span)
+        col_i = torch.arange(cr.numel()) - (torch.cumsum(span, 0) - span - col_lo).index_select(0, cr)
+        col = col_i.to(dtype)
+        pixel = r_pix0.index_select(0, cr) + col_i
+        dx = r_dx0.index_select(0, cr) - col
+        dy = r_dy.index_select(0, cr)
+        sigma = r_a.index_select(0, cr) * dx * dx + r_cdd.index_select(0, cr)
+        sigma += r_b.index_select(0, cr) * dx * dy
+        vis = torch.exp(-sigma)
+        alpha = torch.clamp_max(r_o.index_select(0, cr) * vis, MAX_ALPHA)
+        valid = (sigma >= 0) & (alpha >= ALPHA_THRESHOLD)
+        one_minus = 1.0 - alpha.masked_fill(~valid, 0.0)  # skipped pairs leave T unchanged
+        per_rank = torch.zeros(PER_PASS, dtype=torch.long).index_add_(0, rank.index_select(0, re), span)
+        offsets = [0, *torch.cumsum(per_rank, 0).tolist()]
+
+        # front to back, one depth rank at a time (gsplat's per-pixel loop, run for all tiles at once);
+        # a pixel stops (T is stored negated) before the pair that would take T to <= 1e-4
         trans = torch.empty_like(alpha)
-        runs = torch.empty(alpha.shape, dtype=torch.bool)
-        one_minus = 1.0 - alpha
         for r in range(PER_PASS):
             lo, hi = offsets[r], offsets[r + 1]
             if lo == hi:
@@ -144,28 +178,23 @@ def chunk_passes(
             pix = pixel[lo:hi]
             t_front = trans_px.index_select(0, pix)
             t_back = t_front * one_minus[lo:hi]
-            go = (t_back > TRANSMITTANCE_STOP) & ~done.index_select(0, pix)
-            done.index_put_((pix,), ~go)
-            trans_px.index_put_((pix,), torch.where(go, t_back, t_front))
+            trans_px.index_put_((pix,), torch.where(t_back > TRANSMITTANCE_STOP, t_back, -t_front.abs()))
             trans[lo:hi] = t_front
-            runs[lo:hi] = go
-        idx = torch.nonzero(runs).squeeze(1)
-        kept_rank = cand_rank.index_select(0, idx)
-        cand = keep.index_select(0, idx)  # index among this pass's candidates
+        idx = torch.nonzero((trans * one_minus > TRANSMITTANCE_STOP) & valid).squeeze(1)
         passes.append(
             Pass(
-                gaussian=g.index_select(0, ce.index_select(0, idx)).to(torch.int32),
-                pixel=pixel.index_select(0, idx).to(torch.int32),
-                rank_offsets=[0, *torch.cumsum(torch.bincount(kept_rank, minlength=PER_PASS), 0).tolist()],
-                dx=dx.index_select(0, cand),
-                dy=dy.index_select(0, cand),
-                vis=vis.index_select(0, cand),
+                gaussian=g.index_select(0, re).index_select(0, cr.index_select(0, idx)),
+                pixel=pixel.index_select(0, idx),
+                rank_offsets=torch.searchsorted(idx, torch.tensor(offsets)).tolist(),
+                dx=dx.index_select(0, idx),
+                dy=dy.index_select(0, idx),
+                vis=vis.index_select(0, idx),
                 alpha=alpha.index_select(0, idx),
                 trans=trans.index_select(0, idx),
             )
         )
         first += PER_PASS
-    return passes, trans_px
+    return passes, trans_px.abs()
 
 
 def _chunks(plan: TilePlan) -> list[tuple[int, int]]:
@@ -183,19 +212,19 @@ def _backward_chunk(
     """Accumulate the gradients of one chunk into `grads`.
 
     colors [D, V]; final_trans [P_chunk], grad_color [D, P_chunk], grad_alpha [P_chunk] are the chunk's
-    pixels; grads holds conics [3, V], colors [D, V], opacities [V], and Σ dx·dσ, Σ dy·dσ per Gaussian
-    (sum_dxs, sum_dys [V]) from which the means2d gradient follows.
+    pixels; grads holds colors [D, V], opacities [V], and per Gaussian -Σ(dx², dx·dy, dy²)·dσ as conics
+    [3, V] and -Σ dx·dσ, -Σ dy·dσ as sum_dxs, sum_dys [V] (dσ = dL/dσ; signs and the ½ of σ's a and c
+    terms are applied by the caller), from which the conic and means2d gradients follow.
     """
     behind_px = torch.zeros_like(final_trans)  # Σ w·(grad·c) of the pairs behind, per pixel
     alpha_term = final_trans * grad_alpha  # d loss / d α_i picks up T_final·grad_alpha / (1 - α_i)
     for ps in reversed(passes):
         g, pix, alpha, trans = ps.gaussian, ps.pixel, ps.alpha, ps.trans
-        g_long = g.long()  # scatter_add_ is the fastest CPU scatter; it takes int64 indices
         weight = alpha * trans
         gc = torch.zeros_like(alpha)
         for d in range(colors.shape[0]):
             g_pix = grad_color[d].index_select(0, pix)
-            grads["colors"][d].scatter_add_(0, g_long, weight * g_pix)
+            grads["colors"][d].scatter_add_(0, g, weight * g_pix)
             gc += g_pix * colors[d].index_select(0, g)
         wgc = weight * gc
         behind = torch.empty_like(wgc)
@@ -210,15 +239,15 @@ def _backward_chunk(
 
         d_alpha = trans * gc + (alpha_term.index_select(0, pix) - behind) / (1.0 - alpha)
         d_alpha.masked_fill_(alpha >= MAX_ALPHA, 0.0)  # clamped: α = 0.999 does not move
-        grads["opacities"].scatter_add_(0, g_long, d_alpha * ps.vis)
-        d_sigma = -d_alpha * alpha
+        grads["opacities"].scatter_add_(0, g, d_alpha * ps.vis)
+        d_sigma_neg = d_alpha * alpha  # -dL/dσ; the signs and ½ factors are applied once per Gaussian
         dx, dy = ps.dx, ps.dy
-        dxs, dys = dx * d_sigma, dy * d_sigma
-        grads["conics"][0].scatter_add_(0, g_long, 0.5 * dx * dxs)
-        grads["conics"][1].scatter_add_(0, g_long, dx * dys)
-        grads["conics"][2].scatter_add_(0, g_long, 0.5 * dy * dys)
-        grads["sum_dxs"].scatter_add_(0, g_long, dxs)  # dσ/dmean = Q·d, Q constant per Gaussian
-        grads["sum_dys"].scatter_add_(0, g_long, dys)
+        dxs, dys = dx * d_sigma_neg, dy * d_sigma_neg
+        grads["conics"][0].scatter_add_(0, g, dx * dxs)
+        grads["conics"][1].scatter_add_(0, g, dx * dys)
+        grads["conics"][2].scatter_add_(0, g, dy * dys)
+        grads["sum_dxs"].scatter_add_(0, g, dxs)  # dσ/dmean = Q·d, Q constant per Gaussian
+        grads["sum_dys"].scatter_add_(0, g, dys)
 
 
 class RasterizeToPixels(torch.autograd.Function):
@@ -248,9 +277,8 @@ class RasterizeToPixels(torch.autograd.Function):
             out = color[:, p0 : t1 * TILE_PIXELS]
             for ps in passes:
                 weight = ps.alpha * ps.trans
-                pix = ps.pixel.long()
                 for d in range(colors.shape[1]):
-                    out[d].scatter_add_(0, pix, weight * colors_v[d].index_select(0, ps.gaussian))
+                    out[d].scatter_add_(0, ps.pixel, weight * colors_v[d].index_select(0, ps.gaussian))
             final_trans[p0 : t1 * TILE_PIXELS] = trans_px
             if cached is not None:
                 n_cached += sum(ps.gaussian.numel() for ps in passes)
@@ -283,16 +311,17 @@ class RasterizeToPixels(torch.autograd.Function):
             _backward_chunk(passes, colors_v, final_trans[sl], grad_color[:, sl], grad_alpha[sl], grads)
         con_a, con_b, con_c = conics_v
         sum_dxs, sum_dys = grads["sum_dxs"], grads["sum_dys"]
-        grad_means = torch.stack(
+        grad_means = -torch.stack(
             [con_a * sum_dxs + con_b * sum_dys, con_b * sum_dxs + con_c * sum_dys], dim=1
         )
+        grad_conics = grads["conics"] * torch.tensor([-0.5, -1.0, -0.5], dtype=conics_v.dtype)[:, None]
 
         def full(compact: torch.Tensor) -> torch.Tensor:  # [V, ...] -> [G, ...], zero where not splatted
             return compact.new_zeros(ctx.n_flat, *compact.shape[1:]).index_copy_(0, plan.sources, compact)
 
         return (
             full(grad_means),
-            full(grads["conics"].t()),
+            full(grad_conics.t()),
             full(grads["colors"].t()),
             full(grads["opacities"]),
             None,

@@ -77,25 +77,33 @@ def plan_tiles(
     n_cameras = means2d.shape[0] // n_per_camera
     tiles_x, tiles_y = -(-width // TILE), -(-height // TILE)
     n_tiles = n_cameras * tiles_x * tiles_y
-    idx = torch.nonzero(valid).squeeze(1)
-    idx = idx[torch.argsort(depths[idx], stable=True)]  # front to back; the tile sort below is stable
-    x0, x1, y0, y1 = pixel_boxes(means2d[idx], conics[idx], opacities[idx], width, height).unbind(-1)
-    nonempty = torch.nonzero((x0 <= x1) & (y0 <= y1)).squeeze(1)
-    idx, x0, x1, y0, y1 = idx[nonempty], x0[nonempty], x1[nonempty], y0[nonempty], y1[nonempty]
+    idx = torch.nonzero(valid).squeeze(1)  # index_select below: many times faster than [] indexing on the CPU
+    idx = idx.index_select(0, torch.argsort(depths.index_select(0, idx), stable=True))  # front to back
+    boxes = pixel_boxes(
+        means2d.index_select(0, idx),
+        conics.index_select(0, idx),
+        opacities.index_select(0, idx),
+        width,
+        height,
+    )
+    nonempty = torch.nonzero((boxes[:, 0] <= boxes[:, 1]) & (boxes[:, 2] <= boxes[:, 3])).squeeze(1)
+    idx = idx.index_select(0, nonempty)
+    x0, x1, y0, y1 = boxes.index_select(0, nonempty).t()
     tx0, tx1, ty0, ty1 = x0 // TILE, x1 // TILE, y0 // TILE, y1 // TILE
     span_x = tx1 - tx0 + 1
     per = span_x * (ty1 - ty0 + 1)
     src = torch.repeat_interleave(torch.arange(idx.numel()), per)
-    k = torch.arange(src.numel()) - (torch.cumsum(per, 0) - per)[src]
-    tx = tx0[src] + k % span_x[src]
-    ty = ty0[src] + torch.div(k, span_x[src], rounding_mode="floor")
-    tile = (idx[src] // n_per_camera) * (tiles_x * tiles_y) + ty * tiles_x + tx
-    order = torch.argsort(tile.to(torch.int32), stable=True)
-    src, tx, ty, tile = src[order], tx[order], ty[order], tile[order]
-    ex0 = torch.maximum(x0[src], tx * TILE)
-    ex1 = torch.minimum(x1[src], tx * TILE + TILE - 1)
-    ey0 = torch.maximum(y0[src], ty * TILE)
-    ey1 = torch.minimum(y1[src], ty * TILE + TILE - 1)
+    k = torch.arange(src.numel()) - (torch.cumsum(per, 0) - per).index_select(0, src)
+    span_src = span_x.index_select(0, src)
+    tx = tx0.index_select(0, src) + k % span_src
+    ty = ty0.index_select(0, src) + torch.div(k, span_src, rounding_mode="floor")
+    tile = (idx.index_select(0, src) // n_per_camera) * (tiles_x * tiles_y) + ty * tiles_x + tx
+    order = torch.argsort(tile.to(torch.int32), stable=True)  # stable: front to back within a tile
+    src, tx, ty, tile = (t.index_select(0, order) for t in (src, tx, ty, tile))
+    ex0 = torch.maximum(x0.index_select(0, src), tx * TILE)
+    ex1 = torch.minimum(x1.index_select(0, src), tx * TILE + TILE - 1)
+    ey0 = torch.maximum(y0.index_select(0, src), ty * TILE)
+    ey1 = torch.minimum(y1.index_select(0, src), ty * TILE + TILE - 1)
     tile_count = torch.bincount(tile, minlength=n_tiles)
     tile_start = torch.cumsum(tile_count, 0) - tile_count
 
