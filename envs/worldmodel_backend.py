@@ -169,6 +169,7 @@ class WorldModelBackend:
                 opts.guidance_scale,
                 opts.cfg_single_forward,
                 self.cpu_bf16,
+                opts.reference_cache,
             )[:, 0]
 
     def _depth(self, slots: list[SlotHistory]) -> torch.Tensor:

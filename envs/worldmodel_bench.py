@@ -18,6 +18,11 @@ TECHNIQUES: dict[str, tuple[str, dict, dict]] = {
         {"guidance_scale": 3.5},
         {"guidance_scale": 3.5, "cfg_single_forward": False},
     ),
+    "reference cache": (
+        "references run once per env step vs at every sampling step (causal DiT)",
+        {"reference_cache": True},
+        {"reference_cache": False},
+    ),
     "ray depth": (
         "own-ray Gaussian depth vs splatting 3 context frames",
         {},
@@ -35,12 +40,12 @@ TECHNIQUES: dict[str, tuple[str, dict, dict]] = {
 
 def model_for_bench(model: str | None) -> tuple[str, str]:
     """(folder, description): the given folder, else the shipped checkpoint, else a freshly saved random-weight
-    tiny model (same architecture and cost as the trained one)."""
+    tiny model (same architecture, causal temporal attention and cost as the trained one)."""
     if model:
         return model, f"model {model}"
     try:
         return str(WorldModelOptions().model_folder()), "shipped tiny checkpoint"
     except FileNotFoundError:
         folder = Path(tempfile.mkdtemp(prefix="cvd-sim-bench-")) / "tiny-random"
-        save_random_world_model(folder)
-        return str(folder), "random-weight tiny model (no shipped checkpoint yet)"
+        save_random_world_model(folder, causal=True)
+        return str(folder), "random-weight causal tiny model (no shipped checkpoint yet)"

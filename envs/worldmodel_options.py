@@ -31,6 +31,9 @@ class WorldModelOptions(BaseModel):
     guidance_scale: Annotated[float, Field(ge=0)] = 1.0  # <= 1 turns classifier-free guidance off
     cfg_single_forward: bool = True  # conditional and unconditional branches in one batched forward
     num_references: Annotated[int, Field(ge=1, le=8)] = 3
+    # run the reference frames once per step of the env, not at every sampling step (same frames; needs a DiT
+    # with causal temporal attention); None = on when the DiT is causal, True on a non-causal DiT is an error
+    reference_cache: bool | None = None
     warmup: Literal["raycast", "generate"] = "raycast"
     depth: Literal["splat", "ray"] = "ray"
     depth_context: Annotated[int, Field(ge=1, le=8)] = 1

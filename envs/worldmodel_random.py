@@ -34,10 +34,11 @@ MICRO_DECODER = {
 }
 
 
-def random_world_model(seed: int = 0, micro: bool = False) -> WorldModel:
-    """A WorldModel with the tiny presets (or the smaller `micro` parts, for tests) and random weights, seeded."""
+def random_world_model(seed: int = 0, micro: bool = False, causal: bool = False) -> WorldModel:
+    """A WorldModel with the tiny presets (or the smaller `micro` parts, for tests) and random weights, seeded;
+    `causal` = DiT with causal temporal attention (as the shipped tiny DiT is trained)."""
     torch.manual_seed(seed)
-    dit = CVDStormDiT.from_preset("tiny", **(MICRO_DIT if micro else {}))
+    dit = CVDStormDiT.from_preset("tiny", causal_temporal=causal, **(MICRO_DIT if micro else {}))
     text_width = dit.config.joint_attention_dim
     text_encoder = ByteTextEncoder(
         max_length=32,
@@ -54,8 +55,10 @@ def random_world_model(seed: int = 0, micro: bool = False) -> WorldModel:
     return WorldModel(storm_vae, dit, text_encoder, FlowMatchEulerDiscreteScheduler())
 
 
-def save_random_world_model(folder: str | Path, seed: int = 0, micro: bool = False) -> Path:
-    """Write `random_world_model(seed, micro)` to folder (WorldModel layout) and return the folder."""
+def save_random_world_model(
+    folder: str | Path, seed: int = 0, micro: bool = False, causal: bool = False
+) -> Path:
+    """Write `random_world_model(seed, micro, causal)` to folder (WorldModel layout) and return the folder."""
     folder = Path(folder)
-    random_world_model(seed, micro).save_pretrained(folder)
+    random_world_model(seed, micro, causal).save_pretrained(folder)
     return folder

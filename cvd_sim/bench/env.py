@@ -4,6 +4,8 @@ vector-env throughput for N = 1, 2, 4 (native batched `DrivingVectorEnv` beside 
 The breakdown wraps the World's own traffic and metric calls of a live env (dynamics = the rest of
 `World.step`: trajectory tracking and the bicycle model); sensors = the backend's render call; env overhead =
 reward, observation and info assembly. The action comes from the IDM planner (its time is reported apart).
+The vector table also gives the process CPU time per env step, the work batching saves, robust to a loaded
+machine.
 
 With `--backend worldmodel` it also splits the sensor time (conditions, DiT sampling, VAE decode, Gaussian
 depth), times the paper's settings (50 steps, CFG 3.5, splatted depth) against the fast defaults in the same
@@ -119,8 +121,10 @@ def step_breakdown(config, steps: int, warmup: int = 0) -> dict[str, float]:
     return result
 
 
-def vector_throughput(config, num_envs: int, steps: int, native: bool) -> float:
-    """Env steps per second of a vector env of `num_envs` under a constant gentle action (auto-resetting)."""
+def vector_throughput(config, num_envs: int, steps: int, native: bool) -> tuple[float, float]:
+    """(env steps per second, CPU ms of this process per env step) of a vector env of `num_envs` under a
+    constant gentle action (auto-resetting). The CPU time (all threads) is the work done, which a loaded
+    machine does not inflate the way it inflates wall time."""
     import gymnasium as gym
 
     from cvd_sim.envs.driving_env import DrivingEnv
@@ -134,12 +138,12 @@ def vector_throughput(config, num_envs: int, steps: int, native: bool) -> float:
     action = np.tile(np.array([[0.5, 0.0]], np.float32), (num_envs, 1))
     for _ in range(3):  # warm-up: renderers built, caches filled, world-model reference windows full
         venv.step(action)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
         venv.step(action)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     venv.close()
-    return num_envs * steps / elapsed
+    return num_envs * steps / elapsed, 1000.0 * cpu / (num_envs * steps)
 
 
 def peak_rss_mb() -> float:
@@ -223,11 +227,11 @@ def handler(args) -> int:
             bar.update()
         vector = {}
         for n in sizes:
-            vector[n] = {
-                kind: vector_throughput(config, n, max(args.steps // n, 5), kind == "native")
-                for kind in ("native", "sync")
-            }
-            bar.update(2)
+            vector[n] = {}
+            for kind in ("native", "sync"):
+                rate, cpu_ms = vector_throughput(config, n, max(args.steps // n, 5), kind == "native")
+                vector[n][kind], vector[n][kind + "_cpu_ms"] = rate, cpu_ms
+                bar.update()
     peak = peak_rss_mb()
 
     print(
@@ -259,13 +263,16 @@ def handler(args) -> int:
                         f"{name:20s} {row['on_ms']:9.1f} {row['off_ms']:9.1f} {row['speedup']:9.2f}  {row['what']}"
                     )
     base = vector[sizes[0]]["native"]
+    base_cpu = vector[sizes[0]]["native_cpu_ms"]
     print(
-        f"\n{'N':>3s} {'native steps/s':>15s} {'sync steps/s':>13s} {'native/sync':>12s} {'native vs N=' + str(sizes[0]):>14s}"
+        f"\n{'N':>3s} {'native steps/s':>15s} {'sync steps/s':>13s} {'native/sync':>12s} "
+        f"{'native vs N=' + str(sizes[0]):>14s} {'native CPU ms/step':>18s} {'CPU work vs N=' + str(sizes[0]):>16s}"
     )
     for n in sizes:
         v = vector[n]
         print(
-            f"{n:3d} {v['native']:15.2f} {v['sync']:13.2f} {v['native'] / v['sync']:12.2f} {v['native'] / base:14.2f}"
+            f"{n:3d} {v['native']:15.2f} {v['sync']:13.2f} {v['native'] / v['sync']:12.2f} "
+            f"{v['native'] / base:14.2f} {v['native_cpu_ms']:18.1f} {base_cpu / v['native_cpu_ms']:16.2f}"
         )
     print(f"\npeak resident memory: {peak:.0f} MB")
     if args.json is not None:

@@ -3,6 +3,7 @@ a layout adapter and frame/view embeddings, over multi-view video latents `[B, T
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -13,7 +14,7 @@ from diffusers.models.transformers.transformer_sd3 import SD3Transformer2DModel
 from torch import nn
 
 from cvd_sim.models.camera_embedding import CameraRayEmbedding
-from cvd_sim.models.dit_blocks import CrossViewBlock, TemporalBlock
+from cvd_sim.models.dit_blocks import CrossViewBlock, TemporalBlock, TemporalKV
 from cvd_sim.models.dit_config import DiTConfig, dit_config
 from cvd_sim.models.layout_adapter import LayoutAdapter
 
@@ -27,6 +28,18 @@ def _per_image(x: torch.Tensor, base_ndim: int, b: int, t: int, v: int) -> torch
     raise ValueError(
         f"condition of shape {tuple(x.shape)} is neither [B, ...] nor [B, T, V, ...] for {(b, t, v)}"
     )
+
+
+@dataclass
+class ReferenceCache:
+    """Per temporal layer, the keys/values of k clean reference frames (B samples, V views), made by
+    `CVDStormDiT.cache_references`; only valid for a causal model, whose reference frames never see later ones."""
+
+    num_frames: int
+    batch_size: int
+    num_views: int
+    layers: dict[str, TemporalKV] = field(default_factory=dict)
+    filled: bool = False
 
 
 class CVDStormDiT(SD3Transformer2DModel):
@@ -138,6 +151,30 @@ class CVDStormDiT(SD3Transformer2DModel):
             return self._gradient_checkpointing_func(module, *args)
         return module(*args)
 
+    @torch.no_grad()
+    def cache_references(
+        self,
+        latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        **conditions,
+    ) -> ReferenceCache:
+        """Run the k clean reference frames once and keep their temporal keys/values, so that the sampling
+        steps run only the new frames (`forward(..., reference_cache=...)`). Needs `causal_temporal`.
+
+        latents [B, k, V, C, h, w], timesteps [B, k, V] (0 for clean frames); the conditions are `forward`'s,
+        per-image ones over these k frames."""
+        if not self.config.causal_temporal:
+            raise ValueError(
+                "reference caching needs a model with causal_temporal=True: with bidirectional temporal "
+                "attention the reference frames' hidden states depend on the frames being generated"
+            )
+        b, k, v = latents.shape[:3]
+        cache = ReferenceCache(k, b, v, {key: TemporalKV() for key in self.temporal_blocks})
+        self.forward(latents, timesteps, encoder_hidden_states, reference_cache=cache, **conditions)
+        cache.filled = True
+        return cache
+
     def forward(
         self,
         latents: torch.Tensor,
@@ -151,6 +188,7 @@ class CVDStormDiT(SD3Transformer2DModel):
         temporal_enabled: torch.Tensor | None = None,
         crossview_enabled: torch.Tensor | None = None,
         return_dict: bool = True,
+        reference_cache: ReferenceCache | None = None,
     ) -> Transformer2DModelOutput | tuple[torch.Tensor]:
         """Velocity prediction for every image.
 
@@ -161,8 +199,19 @@ class CVDStormDiT(SD3Transformer2DModel):
         h * 8 x w * 8 image) and cam_to_ref [B, T, V, 4, 4] (camera -> first frame's ego) or None;
         camera_mask [B] (0 drops the camera condition); temporal_enabled / crossview_enabled [B] bool
         (False = block skipped for that sample, default all True) -> sample [B, T, V, out_channels, h, w].
+        reference_cache (from `cache_references`): the T frames are the ones after its k cached reference
+        frames (frame indices k..k+T-1, per-image conditions over these T frames).
         """
         b, t, v, c, h, w = latents.shape
+        first_frame, layer_caches = 0, {}
+        if reference_cache is not None:
+            if (reference_cache.batch_size, reference_cache.num_views) != (b, v):
+                raise ValueError(
+                    f"reference cache of batch {reference_cache.batch_size} x {reference_cache.num_views} views "
+                    f"used for latents of batch {b} x {v} views"
+                )
+            first_frame = reference_cache.num_frames if reference_cache.filled else 0
+            layer_caches = reference_cache.layers
         n, p, ds = b * t * v, self.config.patch_size, self.config.latent_downscale
         if h % p or w % p:
             raise ValueError(f"latent size {h}x{w} is not divisible by the patch size {p}")
@@ -186,7 +235,9 @@ class CVDStormDiT(SD3Transformer2DModel):
         if self.layout_adapter is not None and layout is not None:
             residuals = self.layout_adapter(layout.reshape(n, *layout.shape[3:]).to(x.dtype))
 
-        frame_emb = self.frame_embedding(self.frame_proj(torch.arange(t, device=device)).to(x.dtype))
+        frame_emb = self.frame_embedding(
+            self.frame_proj(torch.arange(first_frame, first_frame + t, device=device)).to(x.dtype)
+        )
         frame_emb = frame_emb.view(1, t, 1, 1, -1)
         view_emb = self.view_embedding(torch.arange(v, device=device)).view(1, 1, v, 1, -1)
         enabled_all = torch.ones(b, dtype=torch.bool, device=device)
@@ -204,9 +255,14 @@ class CVDStormDiT(SD3Transformer2DModel):
             key = str(index)
             if key in self.temporal_blocks:
                 tokens = x.view(b, t, v, *x.shape[1:])
-                tokens = self._checkpointed(
-                    self.temporal_blocks[key], tokens, frame_emb, temporal_enabled, grid
-                )
+                if key in layer_caches:
+                    tokens = self.temporal_blocks[key](
+                        tokens, frame_emb, temporal_enabled, grid, kv_cache=layer_caches[key]
+                    )
+                else:
+                    tokens = self._checkpointed(
+                        self.temporal_blocks[key], tokens, frame_emb, temporal_enabled, grid
+                    )
                 x = tokens.reshape(n, *x.shape[1:])
             if key in self.crossview_blocks:
                 tokens = x.view(b, t, v, *x.shape[1:])

@@ -31,6 +31,17 @@ class DiTConditions:
             "camera_mask": self.camera_mask,
         }
 
+    def frames(self, start: int, stop: int) -> DiTConditions:
+        """Frames start..stop-1 of the per-image conditions (cameras stay relative to the window's first frame);
+        text and camera_mask are per sample and kept."""
+
+        def cut(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x[:, start:stop]
+
+        return replace(
+            self, layout=cut(self.layout), intrinsics=cut(self.intrinsics), cam_to_ref=cut(self.cam_to_ref)
+        )
+
     def unconditional(self, null_hidden: torch.Tensor, null_pooled: torch.Tensor) -> DiTConditions:
         """The CFG branch: empty-prompt encoding ([1 or B, L, D], [1 or B, P]) and blank layout; cameras kept."""
         b = self.text_hidden.shape[0]

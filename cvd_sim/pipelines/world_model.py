@@ -12,6 +12,7 @@ from cvd_sim.models.dit import CVDStormDiT
 from cvd_sim.models.dit_conditions import DiTConditions
 from cvd_sim.models.storm_vae import StormVAE
 from cvd_sim.models.text_encoder import ByteTextEncoder, HFTextEncoder, load_text_encoder
+from cvd_sim.pipelines.window_denoiser import WindowDenoiser, use_reference_cache
 from cvd_sim.pipelines.world_conditions import WorldConditions
 
 PARTS = ("vae", "gaussian_decoder", "dit", "text_encoder", "scheduler")
@@ -95,6 +96,7 @@ class WorldModel:
         generator: torch.Generator | None = None,
         progress: bool = False,
         frames: tuple[int, int] | None = None,
+        reference_cache: bool | None = None,
     ) -> torch.Tensor:
         """Sample one window.
 
@@ -102,6 +104,8 @@ class WorldModel:
         reference_latents [B, k, V, C, h, w] (k < T) are the clean first k frames
         (timestep 0, kept fixed) -> latents [B, T, V, C, h, w] whose first k frames are the references.
         guidance_scale <= 1 disables classifier-free guidance (uncond = empty prompt + blank layout).
+        reference_cache: run the references once per window and only the new frames per step (same result;
+        needs a causal DiT); None = on when the DiT is causal.
         """
         start, stop = frames or (0, conditions.num_frames)
         b, t, v = conditions.batch_size, stop - start, conditions.num_views
@@ -123,27 +127,23 @@ class WorldModel:
         scheduler = FlowMatchEulerDiscreteScheduler.from_config(self.scheduler.config)
         scheduler.set_timesteps(num_steps, device=self.device)
 
-        x = torch.randn(shape, generator=generator).to(self.device)
-        refs = None if reference_latents is None else reference_latents.to(x)
-        if refs is not None:
-            x[:, :k] = refs
-        is_ref = torch.zeros(b, t, v, dtype=torch.bool, device=self.device)
-        is_ref[:, :k] = True
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        noise = torch.randn(shape, generator=generator).to(self.device)
+        refs = None if reference_latents is None else reference_latents.to(noise)
+        x = noise[:, k:]
+        denoiser = WindowDenoiser(
+            self.dit,
+            cond,
+            None if refs is None else (torch.cat([refs, refs]) if use_cfg else refs),
+            use_reference_cache(self.dit.config, reference_cache, k),
+            torch.bfloat16 if self.device.type == "cuda" else None,
+        )
         for step in tqdm(scheduler.timesteps, desc="denoise", disable=not progress, leave=False):
-            timesteps = torch.where(is_ref, 0.0, step.float())
-            model_in, model_t = (
-                (torch.cat([x, x]), torch.cat([timesteps, timesteps])) if use_cfg else (x, timesteps)
-            )
-            with autocast:
-                pred = self.dit(model_in, model_t, **cond.model_kwargs()).sample.float()
+            pred = denoiser(torch.cat([x, x]) if use_cfg else x, step)
             if use_cfg:
                 pred_cond, pred_uncond = pred.chunk(2)
                 pred = pred_uncond + guidance_scale * (pred_cond - pred_uncond)
             x = scheduler.step(pred, step, x).prev_sample
-            if refs is not None:
-                x[:, :k] = refs
-        return x
+        return x if refs is None else torch.cat([refs, x], 1)
 
     @torch.no_grad()
     def rollout(
@@ -156,25 +156,38 @@ class WorldModel:
         guidance_scale: float = 3.5,
         generator: torch.Generator | None = None,
         progress: bool = True,
+        reference_cache: bool | None = None,
     ) -> torch.Tensor:
         """Autoregressive long video over all T_total frames of `conditions`: windows of `window` frames, the last
         `num_references` latents of each window become the next window's references (no re-encoding).
 
         reference_latents [B, k, V, C, h, w] are frames 0..k-1 of the conditions (k < window) or None
-        -> latents [B, T_total, V, C, h, w]."""
+        -> latents [B, T_total, V, C, h, w]. reference_cache: see `generate`."""
         total = conditions.num_frames
         window = min(window, total)
         if not 0 < num_references < window:
             raise ValueError(f"num_references={num_references} must be in 1..window-1={window - 1}")
         out = self.generate(
-            conditions, reference_latents, num_steps, guidance_scale, generator, frames=(0, window)
+            conditions,
+            reference_latents,
+            num_steps,
+            guidance_scale,
+            generator,
+            frames=(0, window),
+            reference_cache=reference_cache,
         )
         bar = tqdm(total=total, initial=window, desc="rollout frames", disable=not progress)
         while out.shape[1] < total:
             start = out.shape[1] - num_references
             stop = min(start + window, total)
             latents = self.generate(
-                conditions, out[:, start:], num_steps, guidance_scale, generator, frames=(start, stop)
+                conditions,
+                out[:, start:],
+                num_steps,
+                guidance_scale,
+                generator,
+                frames=(start, stop),
+                reference_cache=reference_cache,
             )
             out = torch.cat([out, latents[:, num_references:]], dim=1)
             bar.update(stop - start - num_references)
