@@ -153,3 +153,7 @@ def test_camera_rays_reproject_to_their_pixels_and_plucker():
     # the moment is the same for any point on the line: (o + s d) x d_hat = o x d_hat
     torch.testing.assert_close(torch.linalg.cross(origins + 3.0 * dirs, d_hat, dim=-1), moment)
     torch.testing.assert_close((moment * d_hat).sum(-1), torch.zeros(6, 16, 28, dtype=torch.float64))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # geometry stays float32 under autocast
+        pl32 = plucker_rays(t["intrinsics"].float(), t["cam_to_ego"].float(), 16, 28)
+    assert pl32.dtype == torch.float32
+    torch.testing.assert_close(pl32, pl.float(), atol=1e-5, rtol=1e-5)

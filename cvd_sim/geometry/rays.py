@@ -40,8 +40,11 @@ def camera_rays(
 def plucker_rays(
     intrinsics: torch.Tensor, cam_to_world: torch.Tensor, height: int, width: int
 ) -> torch.Tensor:
-    """Plücker ray map [..., 6, H, W] = (o x d_hat, d_hat) with d_hat the unit ray direction (world frame)."""
-    origins, dirs = camera_rays(intrinsics, cam_to_world, height, width)
-    d_hat = torch.nn.functional.normalize(dirs, dim=-1)
-    moment = torch.linalg.cross(origins, d_hat, dim=-1)
+    """Plücker ray map [..., 6, H, W] = (o x d_hat, d_hat) with d_hat the unit ray direction (world frame).
+    At least float32, also under autocast (geometry in bf16 loses centimetres and mixes dtypes)."""
+    dtype = torch.promote_types(intrinsics.dtype, torch.float32)
+    with torch.autocast(intrinsics.device.type, enabled=False):
+        origins, dirs = camera_rays(intrinsics.to(dtype), cam_to_world.to(dtype), height, width)
+        d_hat = torch.nn.functional.normalize(dirs, dim=-1)
+        moment = torch.linalg.cross(origins, d_hat, dim=-1)
     return torch.cat([moment, d_hat], dim=-1).movedim(-1, -3)
