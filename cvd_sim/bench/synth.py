@@ -38,7 +38,9 @@ def register(subparsers) -> None:
     parser.add_argument("--size", default="64x112", help="camera image size HxW")
     parser.add_argument("--frames", type=int, default=10, help="frames rendered per measurement")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs (median reported)")
-    parser.add_argument("--threads", type=int, default=0, help="open3d threads (0 = all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="threads for open3d casts and shading (0 = all cores)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.set_defaults(func=handler)

@@ -33,17 +33,15 @@ class LidarSpec:
     max_range: float = 70.0
     min_range: float = 1.0
 
-    def directions(self) -> np.ndarray:
-        """Unit beam directions [beams, azimuth_steps, 3] float32 in the sensor frame (computed once per spec)."""
-        return _directions(self)
-
 
 @cache
 def _directions(spec: LidarSpec) -> np.ndarray:
+    """Homogeneous unit beam directions [beams, azimuth_steps, 4] float32 (x, y, z, 1) in the sensor frame,
+    computed once per spec."""
     elev = np.deg2rad(np.linspace(spec.min_elevation_deg, spec.max_elevation_deg, spec.beams))[:, None]
     azim = np.linspace(0.0, 2 * np.pi, spec.azimuth_steps, endpoint=False)[None, :]
     dirs = np.stack(
-        np.broadcast_arrays(np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)), -1
+        np.broadcast_arrays(np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev), 1.0), -1
     )
     dirs = dirs.astype(np.float32)
     dirs.flags.writeable = False
@@ -52,10 +50,10 @@ def _directions(spec: LidarSpec) -> np.ndarray:
 
 def lidar_rays(spec: LidarSpec, sensor_to_world: np.ndarray) -> np.ndarray:
     """Rays [beams, azimuth_steps, 6] float32 in the world (unit directions, so t = range in metres)."""
-    rays = np.empty((spec.beams, spec.azimuth_steps, 6), np.float32)
-    rays[..., :3] = sensor_to_world[:3, 3]
-    rays[..., 3:] = spec.directions() @ sensor_to_world[:3, :3].T.astype(np.float32)
-    return rays
+    to_rays = np.zeros((4, 6), np.float32)  # (x, y, z, 1) @ to_rays = (origin, R @ (x, y, z))
+    to_rays[:3, 3:] = sensor_to_world[:3, :3].T
+    to_rays[3, :3] = sensor_to_world[:3, 3]
+    return _directions(spec) @ to_rays
 
 
 def lidar_points(hits: Hits, spec: LidarSpec, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,13 +63,14 @@ def lidar_points(hits: Hits, spec: LidarSpec, rays: np.ndarray) -> tuple[np.ndar
     hits/rays from `lidar_rays` of the same spec; misses and returns outside [min_range, max_range] dropped.
     """
     keep = np.flatnonzero((hits.t >= spec.min_range) & (hits.t <= spec.max_range))  # a miss (inf) fails
-    r = np.where(np.isfinite(hits.t), hits.t, np.float32(0))
-    out = np.empty((spec.beams, spec.azimuth_steps, 5), np.float32)
-    out[..., :3] = spec.directions() * r[..., None]
-    cos_inc = np.abs(np.einsum("...k,...k->...", hits.normal, rays[..., 3:6]))
-    refl = SEMANTIC_REFLECTIVITY[hits.semantic]
-    out[..., 3] = np.round(
+    kept = hits.take(keep)
+    r = kept.t
+    out = np.empty((len(keep), 5), np.float32)
+    np.multiply(_directions(spec).reshape(-1, 4)[keep, :3], r[:, None], out=out[:, :3])
+    cos_inc = np.abs(np.einsum("nk,nk->n", kept.normal, rays.reshape(-1, 6)[keep, 3:6]))
+    refl = SEMANTIC_REFLECTIVITY[kept.semantic]
+    out[:, 3] = np.round(
         np.clip(255.0 * refl * (0.3 + 0.7 * cos_inc) * (1.0 - 0.5 * r / spec.max_range), 0, 255)
     )
-    out[..., 4] = np.arange(spec.beams, dtype=np.float32)[:, None]
-    return out.reshape(-1, 5)[keep], hits.instance.reshape(-1)[keep]
+    out[:, 4] = keep // spec.azimuth_steps
+    return out, kept.instance

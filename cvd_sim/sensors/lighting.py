@@ -28,20 +28,25 @@ class Lighting:
     exposure: float
 
     def sky(self, directions: np.ndarray) -> np.ndarray:
-        """Sky colour [..., 3] for world ray directions [..., 3]."""
-        d = (directions / np.linalg.norm(directions, axis=-1, keepdims=True)).astype(np.float32)
-        elevation = np.clip(d[..., 2], 0.0, 1.0)[..., None]
-        colour = self.sky_horizon + (self.sky_zenith - self.sky_horizon) * np.sqrt(elevation)
-        glow = np.clip(d @ self.sun_direction, 0.0, 1.0)[..., None]
+        """Sky colour [N, 3] float32 for world ray directions [N, 3] (any length)."""
+        d = np.asarray(directions, np.float32).reshape(-1, 3)
+        inv_len = np.float32(1) / np.sqrt(np.einsum("nk,nk->n", d, d))
+        up = d[:, 2] * inv_len  # sine of the elevation
+        colour = np.sqrt(np.clip(up, 0, 1))[:, None] * (self.sky_zenith - self.sky_horizon)
+        colour += self.sky_horizon
+        glow = d @ self.sun_direction
+        glow *= inv_len
+        np.clip(glow, 0, 1, out=glow)
         for _ in range(6):  # cos^64: a tight halo around the sun
-            glow = glow * glow
-        colour = colour + glow * self.sun_colour * 0.6
+            glow *= glow
+        colour += glow[:, None] * (self.sun_colour * np.float32(0.6))
         if self.cloud_cover > 0:
-            uv = (d[..., :2] / np.maximum(d[..., 2:3], 0.05)).reshape(-1, 2)
-            noise = sample_noise(uv, 0.02, seed=7).reshape(d.shape[:-1])
-            cloud = np.clip(noise * 1.6 - 0.8 + self.cloud_cover, 0, 1)[..., None]
-            colour = colour * (1 - cloud) + self.haze_colour * 1.1 * cloud
-        return colour.astype(np.float32)
+            to_plane = inv_len / np.maximum(up, np.float32(0.05))  # onto a cloud plane one unit up
+            noise = sample_noise(d[:, 0] * to_plane, d[:, 1] * to_plane, 0.02, seed=7)
+            cloud = np.clip(noise * np.float32(1.6) + np.float32(self.cloud_cover - 0.8), 0, 1)
+            colour *= (1 - cloud)[:, None]
+            colour += cloud[:, None] * (self.haze_colour * np.float32(1.1))
+        return colour
 
 
 _DAY_SUN = np.array([0.45, 0.30, 0.84])

@@ -33,6 +33,11 @@ class Hits:
     def hit(self) -> np.ndarray:
         return np.isfinite(self.t)
 
+    def take(self, rows: np.ndarray) -> Hits:
+        """Hits [K] of the flat rows [K] (indices into the flattened leading shape)."""
+        t, face, normal = self.t.reshape(-1), self.face.reshape(-1), self.normal.reshape(-1, 3)
+        return Hits(t[rows], face[rows], normal[rows], self._caster)
+
     @cached_property
     def albedo(self) -> np.ndarray:
         return self._caster.face_albedo[self.face]
@@ -94,7 +99,7 @@ class RayCaster:
         flat = np.ascontiguousarray(rays, np.float32).reshape(-1, 6)
         out = self._static_scene.cast_rays(o3d.core.Tensor(flat), nthreads=self.nthreads)
         t = out["t_hit"].numpy()
-        face = out["primitive_ids"].numpy().astype(np.int64)
+        face = out["primitive_ids"].numpy().astype(np.int64)  # a miss is RaycastingScene.INVALID_ID
         normal = out["primitive_normals"].numpy()
         if self._agent_scene is not None:
             sel = None if agent_mask is None else np.flatnonzero(agent_mask.reshape(-1))
@@ -107,5 +112,5 @@ class RayCaster:
                 t[rows] = t_a[nearer]
                 face[rows] = out_a["primitive_ids"].numpy()[nearer].astype(np.int64) + self.static.num_faces
                 normal[rows] = out_a["primitive_normals"].numpy()[nearer]
-        face[~np.isfinite(t)] = self.miss_face
+        np.minimum(face, self.miss_face, out=face)  # misses -> the miss row
         return Hits(t.reshape(shape), face.reshape(shape), normal.reshape(*shape, 3), self)

@@ -12,7 +12,6 @@ from cvd_sim.sensors.culling import camera_agent_mask, lidar_agent_mask
 from cvd_sim.sensors.lidar import LidarSpec, lidar_points, lidar_rays
 from cvd_sim.sensors.lighting import Lighting, lighting_from_text
 from cvd_sim.sensors.map_geometry import MapGeometry
-from cvd_sim.sensors.materials import SKY_ID
 from cvd_sim.sensors.mesh_set import MeshSet
 from cvd_sim.sensors.raycaster import RayCaster
 from cvd_sim.sensors.shading import face_radiance, shade
@@ -34,13 +33,14 @@ class CameraFrame:
 
 @lru_cache(maxsize=16)
 def _camera_directions(k_bytes: bytes, views: int, height: int, width: int) -> np.ndarray:
-    """Camera-frame directions [V, H*W, 3] float32 with z = 1 through the pixel centres (u + 0.5, v + 0.5)."""
+    """Homogeneous camera-frame directions [V, H*W, 4] float32 (x, y, 1, 1) through the pixel centres
+    (u + 0.5, v + 0.5), z = 1."""
     k_inv = np.linalg.inv(np.frombuffer(k_bytes, np.float64).reshape(views, 3, 3))
     v, u = np.mgrid[0:height, 0:width] + 0.5
     pix = np.stack([u.ravel(), v.ravel(), np.ones(height * width)], axis=1)
     dirs = np.einsum("vij,nj->vni", k_inv, pix)
     dirs /= dirs[..., 2:3]
-    out = dirs.astype(np.float32)
+    out = np.concatenate([dirs, np.ones_like(dirs[..., :1])], axis=-1).astype(np.float32)
     out.flags.writeable = False
     return out
 
@@ -53,16 +53,18 @@ def camera_rays_np(intrinsics: np.ndarray, cam_to_world: np.ndarray, height: int
     """
     k = np.ascontiguousarray(intrinsics, np.float64)
     dirs = _camera_directions(k.tobytes(), len(k), int(height), int(width))
-    pose = np.asarray(cam_to_world, np.float64)
-    rays = np.empty((len(k), height * width, 6), np.float32)
-    rays[..., :3] = pose[:, None, :3, 3]
-    rot = pose[:, None, :3, :3].astype(np.float32)  # [V, 1, 3, 3]; dirs have z = 1 in the camera frame
-    rays[..., 3:] = dirs[..., 0:1] * rot[..., 0] + dirs[..., 1:2] * rot[..., 1] + rot[..., 2]
-    return rays.reshape(len(k), height, width, 6)
+    pose = np.asarray(cam_to_world, np.float64).reshape(len(k), 4, 4)
+    to_rays = np.zeros((len(k), 4, 6), np.float32)  # (x, y, 1, 1) @ to_rays = (origin, R @ (x, y, 1))
+    to_rays[:, :3, 3:] = pose[:, :3, :3].transpose(0, 2, 1)
+    to_rays[:, 3, :3] = pose[:, :3, 3]
+    return np.matmul(dirs, to_rays).reshape(len(k), height, width, 6)
 
 
 class RaycastRenderer:
-    """Ray-cast sensors for one map: static world built once, agents replaced per frame with `set_agents`."""
+    """Ray-cast sensors for one map: static world built once, agents replaced per frame with `set_agents`.
+
+    nthreads: threads for the open3d casts and the shading (0 = all cores; see `parallel.thread_count`).
+    """
 
     def __init__(
         self,
@@ -79,8 +81,10 @@ class RaycastRenderer:
             static = build_static_world(map_geometry, seed)
         self.seed = seed
         self.lighting: Lighting = lighting_from_text(text)
+        self.nthreads = nthreads
         self.caster = RayCaster(static, nthreads=nthreads)
         self._static_radiance = face_radiance(static, self.lighting)
+        self._radiance_rows = np.zeros((0, 2, 3), np.float32)  # static rows, agent rows, one zero miss row
         self.set_agents(np.zeros((0, 7)), np.zeros(0, int), np.zeros(0, int))
 
     def set_agents(self, boxes: np.ndarray, categories: np.ndarray, instance_ids: np.ndarray) -> None:
@@ -88,8 +92,13 @@ class RaycastRenderer:
         self.boxes = np.asarray(boxes, np.float64).reshape(-1, 7)
         agents = agent_meshes(self.boxes, categories, instance_ids, self.seed)
         self.caster.set_agents(agents)
-        miss = np.zeros((1, 2, 3), np.float32)
-        self._radiance = np.concatenate([self._static_radiance, face_radiance(agents, self.lighting), miss])
+        fs, fa = len(self._static_radiance), agents.num_faces
+        if len(self._radiance_rows) < fs + fa + 1:  # grow the table, keep static rows
+            self._radiance_rows = np.zeros((fs + max(2 * fa, 4096) + 1, 2, 3), np.float32)
+            self._radiance_rows[:fs] = self._static_radiance
+        self._radiance_rows[fs : fs + fa] = face_radiance(agents, self.lighting)
+        self._radiance_rows[fs + fa] = 0.0
+        self._radiance = self._radiance_rows[: fs + fa + 1]
 
     def render_cameras(
         self, intrinsics: np.ndarray, cam_to_world: np.ndarray, height: int, width: int
@@ -99,9 +108,9 @@ class RaycastRenderer:
         hits = self.caster.cast(rays, camera_agent_mask(self.boxes, intrinsics, cam_to_world, height, width))
         sky = ~hits.hit
         return CameraFrame(
-            rgb=shade(hits, rays, self.lighting, self._radiance),
-            depth=np.where(sky, 0.0, hits.t).astype(np.float32),
-            semantic=np.where(sky, SKY_ID, hits.semantic).astype(np.uint8),
+            rgb=shade(hits, rays, self.lighting, self._radiance, self.nthreads),
+            depth=np.where(sky, np.float32(0), hits.t),
+            semantic=hits.semantic.astype(np.uint8),  # the miss row of the face table is sky
             instance=hits.instance,
             sky_mask=sky,
         )

@@ -7,7 +7,9 @@ from functools import cache
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-NOISE_SIZE = 256
+from cvd_sim.sensors.materials import SEMANTIC_TEXTURE, TEXTURE_KINDS
+
+NOISE_SIZE = 256  # a power of two: texel indices wrap with a bit mask
 
 
 @cache
@@ -20,46 +22,58 @@ def noise_image(seed: int = 0) -> np.ndarray:
     return mix.astype(np.float32)
 
 
-def sample_noise(uv: np.ndarray, texel: float, seed: int = 0) -> np.ndarray:
-    """Noise in [0, 1] at 2D points uv [N, 2] (metres), one texel every `texel` metres (nearest) -> [N]."""
-    img = noise_image(seed)
-    idx = np.floor(uv * (1.0 / texel)).astype(np.int64) & (NOISE_SIZE - 1)
-    return img[idx[:, 1], idx[:, 0]]
+def _texel(coord: np.ndarray, texel: float) -> np.ndarray:
+    """Wrapped texel index [N] int64 of coordinates [N] (metres), one texel every `texel` metres."""
+    scaled = coord * (1.0 / texel)
+    return np.floor(scaled, out=scaled).astype(np.int64) & (NOISE_SIZE - 1)
 
 
-def surface_coords(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
-    """2D coordinates [N, 2] on a surface: (x, y) on floors, (along-wall, z) on walls."""
-    uv = points[:, :2].copy()
-    wall = np.flatnonzero(np.abs(normals[:, 2]) < 0.7)
-    p, n = points[wall], normals[wall]
-    uv[wall, 0] = p[:, 1] * n[:, 0] - p[:, 0] * n[:, 1]
-    uv[wall, 1] = p[:, 2]
-    return uv
+def sample_noise(u: np.ndarray, v: np.ndarray, texel: float, seed: int = 0) -> np.ndarray:
+    """Noise in [0, 1] at 2D points (u [N], v [N], metres), one texel every `texel` metres (nearest) -> [N]."""
+    flat = _texel(v, texel) * NOISE_SIZE
+    flat += _texel(u, texel)
+    return noise_image(seed).ravel().take(flat)
+
+
+def surface_coords(points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """2D coordinates u [N], v [N] on a surface: (x, y) on floors, (along-wall, z) on walls; and the wall
+    mask [N] bool. points/normals [N, 3]."""
+    wall = np.abs(normals[:, 2]) < 0.7
+    x, y = points[:, 0], points[:, 1]
+    along = y * normals[:, 0]
+    along -= x * normals[:, 1]
+    return np.where(wall, along, x), np.where(wall, points[:, 2], y), wall
 
 
 # Grain amount per texture kind (materials.TEXTURE_KINDS order: plain, noise, asphalt, facade, foliage).
 GRAIN = np.array([0.0, 0.15, 0.25, 0.06, 0.55], np.float32)
-FACADE = 3
+FACADE = TEXTURE_KINDS.index("facade")
+SEMANTIC_GRAIN = GRAIN[SEMANTIC_TEXTURE]  # [S] grain amount per semantic id
+SEMANTIC_FACADE = SEMANTIC_TEXTURE == FACADE  # [S] bool
 
 
 WINDOW_TINT = np.array([0.25, 0.28, 0.33], np.float32)
 WINDOW_LIGHT = np.array([0.9, 0.7, 0.4], np.float32)
 
 
-def texture(kind: np.ndarray, points: np.ndarray, normals: np.ndarray, night: bool):
-    """Procedural texture of N surface points with texture kinds [N] (indices into materials.TEXTURE_KINDS).
+def texture(semantic: np.ndarray, points: np.ndarray, normals: np.ndarray, night: bool):
+    """Procedural texture of N surface points with semantic ids [N] (materials.SEMANTIC_NAMES).
 
-    points/normals [N, 3] world (normal sign is irrelevant). Returns grain [N] (colour multiplier), window
-    indices [K] (to tint with WINDOW_TINT) and lit-window indices [L] (emitting WINDOW_LIGHT, night only).
+    points/normals [N, 3] world (normal sign is irrelevant). Returns grain [N] float32 (colour multiplier),
+    window indices [K] (to tint with WINDOW_TINT) and lit-window indices [L] (emitting WINDOW_LIGHT, night only).
     """
-    uv = surface_coords(points, normals)
-    grain = 1.0 + GRAIN[kind] * (sample_noise(uv, 0.1, seed=1) - 0.5)
-    facade = np.flatnonzero((kind == FACADE) & (np.abs(normals[:, 2]) < 0.7))
-    u, z = uv[facade, 0], uv[facade, 1]
+    u, v, wall = surface_coords(points, normals)
+    grain = sample_noise(u, v, 0.1, seed=1)
+    grain -= np.float32(0.5)
+    grain *= SEMANTIC_GRAIN[semantic]
+    grain += np.float32(1.0)
+    facade = np.flatnonzero(SEMANTIC_FACADE[semantic] & wall)
+    if not len(facade):
+        return grain, facade, facade
+    u, z = u[facade], v[facade]
     zf = z % 3.2
     window = ((u % 2.6) > 0.6) & (zf > 1.0) & (zf < 2.4) & (z > 1.2)
     lit = np.zeros(0, np.int64)
-    if night and len(facade):
-        cells = np.stack([np.floor(u / 2.6), np.floor(z / 3.2)], axis=1)
-        lit = facade[window & (sample_noise(cells, 1.0, seed=3) > 0.55)]
+    if night:
+        lit = facade[window & (sample_noise(np.floor(u / 2.6), np.floor(z / 3.2), 1.0, seed=3) > 0.55)]
     return grain, facade[window], lit
