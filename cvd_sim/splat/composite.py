@@ -7,7 +7,8 @@ then walks the pass's depth ranks in order, updating T = Π(1 - α) per pixel ex
 loop does, for all tiles at once (no sort). A pixel stops before the first Gaussian that would take T to
 ≤ 1e-4; entries and tiles whose pixels have all stopped are skipped by later passes. Arrays are 1D
 (structure of arrays) with int64 indices: 1D `index_select`/`scatter_add_` are many times faster than row
-gathers on the CPU.
+gathers on the CPU. The pairs of a tile entry are contiguous, so per-Gaussian values are gathered once per
+entry, and the backward sums its per-pair gradient terms per entry with one `segment_reduce` per pass.
 """
 
 from __future__ import annotations
@@ -32,13 +33,17 @@ COLUMN_SLACK = 1e-2  # and this many pixels more on each side
 class Pass:
     """Contributing (Gaussian, pixel) pairs of one pass over a chunk of tiles, in (rank, tile, pixel) order.
 
-    gaussian [P] int64 index into the plan's splatted Gaussians; pixel [P] int64 chunk-local tile-major pixel
+    The pairs of one tile entry are contiguous: entry_gaussian [E] int64 index into the plan's splatted
+    Gaussians of each of the pass's entries, entry_pairs [E] int64 its number of pairs (segment lengths),
+    pair_entry [P] int64 (non-decreasing) entry of each pair. pixel [P] int64 chunk-local tile-major pixel
     (int64: the CPU's fastest index_select/scatter_add_ index); rank_offsets: pairs of depth rank r in this
     pass are [rank_offsets[r], rank_offsets[r + 1]) and have distinct pixels; dx, dy [P] = mean - pixel
     centre; vis [P] = exp(-σ); alpha [P]; trans [P] = transmittance in front of the pair.
     """
 
-    gaussian: torch.Tensor
+    entry_gaussian: torch.Tensor
+    entry_pairs: torch.Tensor
+    pair_entry: torch.Tensor
     pixel: torch.Tensor
     rank_offsets: list[int]
     dx: torch.Tensor
@@ -138,7 +143,7 @@ def chunk_passes(
         e_o = opacities.index_select(0, g)
 
         # one row item per (entry, box row), holding the run of columns that can reach α ≥ 1/255
-        re = torch.repeat_interleave(torch.arange(entry.numel()), e_h)
+        re = torch.repeat_interleave(e_h)
         row = torch.arange(re.numel()) - (torch.cumsum(e_h, 0) - e_h).index_select(0, re)
         r_dx0 = e_dx0.index_select(0, re)
         r_dy = e_dy0.index_select(0, re) - row.to(dtype)
@@ -153,7 +158,7 @@ def chunk_passes(
         r_cdd = e_c.index_select(0, re) * r_dy * r_dy  # c·dy·dy as the per-pixel formula rounds it
 
         # candidates: the pixels of each row's span, in (rank, tile, row, column) order
-        cr = torch.repeat_interleave(torch.arange(re.numel()), span)
+        cr = torch.repeat_interleave(span)
         col_i = torch.arange(cr.numel()) - (torch.cumsum(span, 0) - span - col_lo).index_select(0, cr)
         col = col_i.to(dtype)
         pixel = r_pix0.index_select(0, cr) + col_i
@@ -176,23 +181,26 @@ def chunk_passes(
             if lo == hi:
                 continue
             pix = pixel[lo:hi]
-            t_front = trans_px.index_select(0, pix)
+            t_front = torch.index_select(trans_px, 0, pix, out=trans[lo:hi])
             t_back = t_front * one_minus[lo:hi]
-            trans_px.index_put_((pix,), torch.where(t_back > TRANSMITTANCE_STOP, t_back, -t_front.abs()))
-            trans[lo:hi] = t_front
+            trans_px.scatter_(0, pix, torch.where(t_back > TRANSMITTANCE_STOP, t_back, -t_front.abs()))
         idx = torch.nonzero((trans * one_minus > TRANSMITTANCE_STOP) & valid).squeeze(1)
-        passes.append(
-            Pass(
-                gaussian=g.index_select(0, re).index_select(0, cr.index_select(0, idx)),
-                pixel=pixel.index_select(0, idx),
-                rank_offsets=torch.searchsorted(idx, torch.tensor(offsets)).tolist(),
-                dx=dx.index_select(0, idx),
-                dy=dy.index_select(0, idx),
-                vis=vis.index_select(0, idx),
-                alpha=alpha.index_select(0, idx),
-                trans=trans.index_select(0, idx),
+        if idx.numel() > 0:  # (segment sums need at least one entry)
+            pair_entry = re.index_select(0, cr.index_select(0, idx))
+            passes.append(
+                Pass(
+                    entry_gaussian=g,
+                    entry_pairs=torch.bincount(pair_entry, minlength=g.numel()),
+                    pair_entry=pair_entry,
+                    pixel=pixel.index_select(0, idx),
+                    rank_offsets=torch.searchsorted(idx, torch.tensor(offsets)).tolist(),
+                    dx=dx.index_select(0, idx),
+                    dy=dy.index_select(0, idx),
+                    vis=vis.index_select(0, idx),
+                    alpha=alpha.index_select(0, idx),
+                    trans=trans.index_select(0, idx),
+                )
             )
-        )
         first += PER_PASS
     return passes, trans_px.abs()
 
@@ -207,25 +215,28 @@ def _backward_chunk(
     final_trans: torch.Tensor,
     grad_color: torch.Tensor,
     grad_alpha: torch.Tensor,
-    grads: dict[str, torch.Tensor],
+    grads: torch.Tensor,
 ) -> None:
-    """Accumulate the gradients of one chunk into `grads`.
+    """Accumulate the gradients of one chunk into `grads` [D + 6, V].
 
     colors [D, V]; final_trans [P_chunk], grad_color [D, P_chunk], grad_alpha [P_chunk] are the chunk's
-    pixels; grads holds colors [D, V], opacities [V], and per Gaussian -Σ(dx², dx·dy, dy²)·dσ as conics
-    [3, V] and -Σ dx·dσ, -Σ dy·dσ as sum_dxs, sum_dys [V] (dσ = dL/dσ; signs and the ½ of σ's a and c
-    terms are applied by the caller), from which the conic and means2d gradients follow.
+    pixels. Rows of grads: colors (D), opacities, then per Gaussian -Σ(dx², dx·dy, dy²)·dσ (3, for the
+    conics) and -Σ dx·dσ, -Σ dy·dσ (2, for means2d), with dσ = dL/dσ (signs and the ½ of σ's a and c terms
+    are applied by the caller). Per-pair terms are summed per entry (contiguous segments), then per Gaussian.
     """
+    n_colors = colors.shape[0]
     behind_px = torch.zeros_like(final_trans)  # Σ w·(grad·c) of the pairs behind, per pixel
     alpha_term = final_trans * grad_alpha  # d loss / d α_i picks up T_final·grad_alpha / (1 - α_i)
     for ps in reversed(passes):
-        g, pix, alpha, trans = ps.gaussian, ps.pixel, ps.alpha, ps.trans
+        pix, alpha, trans = ps.pixel, ps.alpha, ps.trans
+        terms = alpha.new_empty(grads.shape[0], alpha.numel())  # per-pair terms, rows as in grads
         weight = alpha * trans
+        colors_e = colors.index_select(1, ps.entry_gaussian)
         gc = torch.zeros_like(alpha)
-        for d in range(colors.shape[0]):
+        for d in range(n_colors):
             g_pix = grad_color[d].index_select(0, pix)
-            grads["colors"][d].scatter_add_(0, g, weight * g_pix)
-            gc += g_pix * colors[d].index_select(0, g)
+            torch.mul(weight, g_pix, out=terms[d])
+            gc.addcmul_(g_pix, colors_e[d].index_select(0, ps.pair_entry))
         wgc = weight * gc
         behind = torch.empty_like(wgc)
         for r in reversed(range(PER_PASS)):
@@ -233,21 +244,21 @@ def _backward_chunk(
             if lo == hi:
                 continue
             p = pix[lo:hi]
-            acc = behind_px.index_select(0, p)
-            behind[lo:hi] = acc
-            behind_px.index_put_((p,), acc + wgc[lo:hi])
+            acc = torch.index_select(behind_px, 0, p, out=behind[lo:hi])
+            behind_px.scatter_(0, p, acc + wgc[lo:hi])
 
         d_alpha = trans * gc + (alpha_term.index_select(0, pix) - behind) / (1.0 - alpha)
         d_alpha.masked_fill_(alpha >= MAX_ALPHA, 0.0)  # clamped: α = 0.999 does not move
-        grads["opacities"].scatter_add_(0, g, d_alpha * ps.vis)
+        torch.mul(d_alpha, ps.vis, out=terms[n_colors])
         d_sigma_neg = d_alpha * alpha  # -dL/dσ; the signs and ½ factors are applied once per Gaussian
         dx, dy = ps.dx, ps.dy
-        dxs, dys = dx * d_sigma_neg, dy * d_sigma_neg
-        grads["conics"][0].scatter_add_(0, g, dx * dxs)
-        grads["conics"][1].scatter_add_(0, g, dx * dys)
-        grads["conics"][2].scatter_add_(0, g, dy * dys)
-        grads["sum_dxs"].scatter_add_(0, g, dxs)  # dσ/dmean = Q·d, Q constant per Gaussian
-        grads["sum_dys"].scatter_add_(0, g, dys)
+        dxs = torch.mul(dx, d_sigma_neg, out=terms[n_colors + 4])  # dσ/dmean = Q·d, Q constant per Gaussian
+        dys = torch.mul(dy, d_sigma_neg, out=terms[n_colors + 5])
+        torch.mul(dx, dxs, out=terms[n_colors + 1])
+        torch.mul(dx, dys, out=terms[n_colors + 2])
+        torch.mul(dy, dys, out=terms[n_colors + 3])
+        lengths = ps.entry_pairs.expand(terms.shape[0], -1)
+        grads.index_add_(1, ps.entry_gaussian, torch.segment_reduce(terms, "sum", lengths=lengths, axis=1))
 
 
 class RasterizeToPixels(torch.autograd.Function):
@@ -277,11 +288,12 @@ class RasterizeToPixels(torch.autograd.Function):
             out = color[:, p0 : t1 * TILE_PIXELS]
             for ps in passes:
                 weight = ps.alpha * ps.trans
+                colors_e = colors_v.index_select(1, ps.entry_gaussian)
                 for d in range(colors.shape[1]):
-                    out[d].scatter_add_(0, ps.pixel, weight * colors_v[d].index_select(0, ps.gaussian))
+                    out[d].scatter_add_(0, ps.pixel, weight * colors_e[d].index_select(0, ps.pair_entry))
             final_trans[p0 : t1 * TILE_PIXELS] = trans_px
             if cached is not None:
-                n_cached += sum(ps.gaussian.numel() for ps in passes)
+                n_cached += sum(ps.pixel.numel() for ps in passes)
                 cached = [*cached, passes] if n_cached <= CACHE_PAIRS else None
         ctx.save_for_backward(means_v, conics_v, colors_v, opacities_v, final_trans)
         ctx.plan, ctx.cached, ctx.n_flat = plan, cached, means2d.shape[0]
@@ -295,13 +307,8 @@ class RasterizeToPixels(torch.autograd.Function):
         plan = ctx.plan
         grad_color = image_to_tiles(grad_color, plan).t().contiguous()
         grad_alpha = image_to_tiles(grad_alpha, plan).squeeze(1).contiguous()
-        grads = {
-            "conics": torch.zeros_like(conics_v),
-            "colors": torch.zeros_like(colors_v),
-            "opacities": torch.zeros_like(opacities_v),
-            "sum_dxs": torch.zeros_like(opacities_v),
-            "sum_dys": torch.zeros_like(opacities_v),
-        }
+        n_colors = colors_v.shape[0]
+        grads = colors_v.new_zeros(n_colors + 6, colors_v.shape[1])  # rows as in _backward_chunk
         for i, (t0, t1) in enumerate(_chunks(plan)):
             if ctx.cached is not None:
                 passes = ctx.cached[i]
@@ -310,11 +317,15 @@ class RasterizeToPixels(torch.autograd.Function):
             sl = slice(t0 * TILE_PIXELS, t1 * TILE_PIXELS)
             _backward_chunk(passes, colors_v, final_trans[sl], grad_color[:, sl], grad_alpha[sl], grads)
         con_a, con_b, con_c = conics_v
-        sum_dxs, sum_dys = grads["sum_dxs"], grads["sum_dys"]
+        grad_colors, grad_opacities = grads[:n_colors], grads[n_colors]
+        sum_dxs, sum_dys = grads[n_colors + 4], grads[n_colors + 5]
         grad_means = -torch.stack(
             [con_a * sum_dxs + con_b * sum_dys, con_b * sum_dxs + con_c * sum_dys], dim=1
         )
-        grad_conics = grads["conics"] * torch.tensor([-0.5, -1.0, -0.5], dtype=conics_v.dtype)[:, None]
+        grad_conics = (
+            grads[n_colors + 1 : n_colors + 4]
+            * torch.tensor([-0.5, -1.0, -0.5], dtype=conics_v.dtype)[:, None]
+        )
 
         def full(compact: torch.Tensor) -> torch.Tensor:  # [V, ...] -> [G, ...], zero where not splatted
             return compact.new_zeros(ctx.n_flat, *compact.shape[1:]).index_copy_(0, plan.sources, compact)
@@ -322,8 +333,8 @@ class RasterizeToPixels(torch.autograd.Function):
         return (
             full(grad_means),
             full(grad_conics.t()),
-            full(grads["colors"].t()),
-            full(grads["opacities"]),
+            full(grad_colors.t()),
+            full(grad_opacities),
             None,
             None,
             None,

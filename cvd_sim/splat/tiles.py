@@ -92,7 +92,7 @@ def plan_tiles(
     tx0, tx1, ty0, ty1 = x0 // TILE, x1 // TILE, y0 // TILE, y1 // TILE
     span_x = tx1 - tx0 + 1
     per = span_x * (ty1 - ty0 + 1)
-    src = torch.repeat_interleave(torch.arange(idx.numel()), per)
+    src = torch.repeat_interleave(per)
     k = torch.arange(src.numel()) - (torch.cumsum(per, 0) - per).index_select(0, src)
     span_src = span_x.index_select(0, src)
     tx = tx0.index_select(0, src) + k % span_src
