@@ -23,11 +23,7 @@ TECHNIQUES: dict[str, tuple[str, dict, dict]] = {
         {"reference_cache": True},
         {"reference_cache": False},
     ),
-    "ray depth": (
-        "own-ray Gaussian depth vs splatting 3 context frames",
-        {},
-        {"depth": "splat", "depth_context": 3},
-    ),
+    "ray depth": ("own-ray Gaussian depth vs splatting 3 context frames", {"depth": "ray"}, {}),
     "channels-last VAE": ("channels-last VAE decoder vs contiguous", {"channels_last": True}, {}),
     "bf16 autocast on CPU": (
         "bfloat16 DiT and VAE decode vs float32",

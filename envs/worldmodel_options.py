@@ -35,8 +35,10 @@ class WorldModelOptions(BaseModel):
     # with causal temporal attention); None = on when the DiT is causal, True on a non-causal DiT is an error
     reference_cache: bool | None = None
     warmup: Literal["raycast", "generate"] = "raycast"
-    depth: Literal["splat", "ray"] = "ray"
-    depth_context: Annotated[int, Field(ge=1, le=8)] = 1
+    # splatting 3 context frames: on the shipped model, AbsRel 0.30 against 0.46 for 1 frame and 1.57 for `ray`
+    # (per-pixel depth of transparent Gaussians is arbitrary; splatting weighs it by opacity)
+    depth: Literal["splat", "ray"] = "splat"
+    depth_context: Annotated[int, Field(ge=1, le=8)] = 3
     sky_alpha: Annotated[float, Field(ge=0, le=1)] = 0.5  # splat depth: alpha below this is sky (depth 0)
     compile: bool = False  # torch.compile the DiT
     # bfloat16 autocast on CPU for the DiT and the VAE decode (the DiT always uses it on CUDA); None = on when

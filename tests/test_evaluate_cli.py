@@ -60,7 +60,7 @@ def test_evaluate_rejects_bad_input_with_exit_code_2(tmp_path, capsys):
 
 def test_demo_writes_video_and_metrics(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--steps", "5", "--size", "16x32", "--out", str(out)]) == 0
+    assert main(["demo", "--backend", "raycast", "--steps", "5", "--size", "16x32", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 5 and len(metrics["per_step"]) == 5 and metrics["backend"] == "raycast"
     assert metrics["scores"]["route_completion"] == pytest.approx(metrics["per_step"][-1]["route_completion"])

@@ -48,6 +48,7 @@ def test_check_env_passes_for_the_registered_id(model_folder):
         "model": model_folder,
         "num_steps": 1,
         "warmup": "generate",
+        "depth": "ray",  # every pixel has a Gaussian, so every depth is positive
     }  # raycast warm-up: export/demo tests
     env = gym.make("cvd_sim/WorldModel-v0", backend_options=options, **SMALL)
     check_env(env.unwrapped, skip_render_check=True)
@@ -220,4 +221,6 @@ def test_cpu_bf16_autocast_stays_close_to_float32(model_folder):
     fp32, bf16 = (run(make_env(model_folder, cpu_bf16=flag), 1)[1] for flag in (False, True))
     assert image_scores(bf16[0], fp32[0])[0] > 35.0  # dB
     assert not np.array_equal(bf16[0], fp32[0])  # it did run in bfloat16
-    np.testing.assert_allclose(bf16[1], fp32[1], rtol=0.02)
+    both = (bf16[1] > 0) & (fp32[1] > 0)  # splatted depth: a few pixels near the sky threshold may flip
+    assert np.mean((bf16[1] > 0) != (fp32[1] > 0)) < 0.01
+    np.testing.assert_allclose(bf16[1][both], fp32[1][both], rtol=0.02)

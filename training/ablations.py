@@ -103,8 +103,11 @@ def run_ablations(
     k = REFERENCE_COUNTS[-1]
     arms = [("STORM-VAE", storm_arm, True), ("plain VAE", plain_arm, False)]
     for name, folder, with_depth in arms:
-        world = shipped_model if folder == shipped else load_world_model(folder)
-        figures = evaluate_world_model(world, clips, num_references=k, with_depth=with_depth, **common)
+        if folder == shipped:  # the same model and references as the last (a) row
+            figures = rows[len(REFERENCE_COUNTS) - 1][1]
+        else:
+            world = load_world_model(folder)
+            figures = evaluate_world_model(world, clips, num_references=k, with_depth=with_depth, **common)
         rows.append((f"(b) {name} latents, {k} reference frames, {steps} steps", figures))
     return rows
 

@@ -17,6 +17,8 @@ from cvd_sim.cli.cmd_data import parse_size
 from cvd_sim.cli.env_args import planner_from_arg, scenario_from_arg
 
 DEFAULT_SCENARIO = "stalled_vehicle"  # library edge case: the IDM planner changes lanes around a stalled car
+WORLDMODEL_SIZE = "64x112"  # the shipped tiny world model's training resolution
+RAYCAST_SIZE = "128x224"
 
 
 def register(subparsers) -> None:
@@ -24,7 +26,7 @@ def register(subparsers) -> None:
         "demo", help="closed-loop rollout in a library scenario: video + metrics JSON"
     )
     parser.add_argument(
-        "--backend", default="raycast", help="sensor backend: raycast, worldmodel (or module:Class)"
+        "--backend", default="worldmodel", help="sensor backend: worldmodel, raycast (or module:Class)"
     )
     parser.add_argument(
         "--model", default=None, help="worldmodel: WorldModel folder (default: the shipped checkpoint)"
@@ -43,7 +45,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--steps", type=int, default=None, help="steps to run (default: the scenario's duration)"
     )
-    parser.add_argument("--size", default="128x224", help="camera image size HxW")
+    parser.add_argument(
+        "--size",
+        default=None,
+        help=f"camera image size HxW (default: {WORLDMODEL_SIZE} for the world model, as trained; else {RAYCAST_SIZE})",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
     parser.add_argument("--json", type=Path, default=None, help="also write the metrics JSON here")
@@ -91,7 +97,9 @@ def handler(args) -> int:
         raise UserError(f"--num-steps: must be >= 1, got {args.num_steps}")
     planner = planner_from_arg(args.planner)
     scenario = scenario_from_arg(args.scenario)
-    height, width = parse_size(args.size)
+    height, width = parse_size(
+        args.size or (WORLDMODEL_SIZE if args.backend == "worldmodel" else RAYCAST_SIZE)
+    )
     options = {}
     if args.backend == "worldmodel":
         options = {"model": args.model} | ({"num_steps": args.num_steps} if args.num_steps else {})
