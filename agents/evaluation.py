@@ -15,6 +15,7 @@ import numpy as np
 from cvd_sim.agents.registry import load_planner
 from cvd_sim.envs.config import EnvConfig
 from cvd_sim.envs.driving_env import DrivingEnv
+from cvd_sim.envs.reward import episode_end
 
 from cvd_sim.viz.video import write_video
 
@@ -52,15 +53,7 @@ def run_episode(
                 frames.append(env.render())
             if terminated or truncated:
                 break
-        end = (
-            "collision"
-            if info["collided"]
-            else "offroad"
-            if info["offroad"]
-            else "goal"
-            if info["goal_reached"]
-            else "horizon"
-        )
+        end = episode_end(info)
         video = None
         if video_dir is not None:
             path = Path(video_dir) / f"{_slug(env.scenario.name)}__{_slug(planner_spec)}.mp4"

@@ -52,3 +52,12 @@ def step_outcome(
         + weights.goal * float(goal)
     )
     return StepOutcome(float(reward), collided, offroad, goal, wrong_way, uncomfortable, float(progress))
+
+
+def episode_end(info: dict) -> str:
+    """How an episode ended, from the env's last `info`: "collision", "offroad", "goal" or "horizon"."""
+    if info["collided"]:
+        return "collision"
+    if info["offroad"]:
+        return "offroad"
+    return "goal" if info["goal_reached"] else "horizon"

@@ -75,8 +75,8 @@ class WorldModelBackend:
                 f"image size {rig.height}x{rig.width}: height and width must be multiples of {ds * patch} "
                 f"for this world model (VAE x{ds}, DiT patch {patch})"
             )
-        if opts.channels_last:
-            self.model.storm_vae.vae.decoder.to(memory_format=torch.channels_last)
+        if not opts.channels_last:
+            self.model.storm_vae.vae.to(memory_format=torch.contiguous_format)
         self.dit = torch.compile(self.model.dit) if opts.compile else self.model.dit
         self.cpu_bf16 = self.model.device.type == "cpu" and opts.use_cpu_bf16()
         self.intrinsics = torch.tensor(rig.intrinsics, dtype=torch.float32)  # [V, 3, 3]
@@ -189,24 +189,21 @@ class WorldModelBackend:
         times = torch.tensor([list(s.times)[-tc:] for s in slots], dtype=torch.float32)
         times = times - times[:, -1:]
         device = self.model.device
-        if opts.depth == "ray":  # z-depth of each pixel's Gaussian along its own ray
-            decoder = self.model.storm_vae.gaussian_decoder
-            with torch.no_grad():
-                g = decoder.predict(
-                    latents.to(device), intrinsics.to(device), cam_to_ref.to(device), times.to(device)
-                )
-            return g["depth"][:, -1, :, 0].float().cpu()
-        out = self.model.reconstruct(
-            latents,
-            intrinsics.to(device),
-            cam_to_ref.to(device),
-            times.to(device),
-            intrinsics[:, -1:].to(device),
-            cam_to_ref[:, -1:].to(device),
-            times[:, -1:].to(device),
-            h,
-            w,
-        )
+        decoder = self.model.storm_vae.gaussian_decoder
+        with torch.no_grad():
+            g = decoder.predict(
+                latents.to(device), intrinsics.to(device), cam_to_ref.to(device), times.to(device)
+            )
+            if opts.depth == "ray":  # z-depth of each pixel's Gaussian along its own ray
+                return g["depth"][:, -1, :, 0].float().cpu()
+            out = decoder.render_depth(
+                g,
+                intrinsics[:, -1:].to(device),
+                cam_to_ref[:, -1:].to(device),
+                times[:, -1:].to(device),
+                h,
+                w,
+            )
         depth, alpha = out["depth"][:, 0, :, 0].float().cpu(), out["alpha"][:, 0, :, 0].float().cpu()
         return torch.where(alpha >= opts.sky_alpha, depth, torch.zeros_like(depth))
 

@@ -24,7 +24,7 @@ TECHNIQUES: dict[str, tuple[str, dict, dict]] = {
         {"reference_cache": False},
     ),
     "ray depth": ("own-ray Gaussian depth vs splatting 3 context frames", {"depth": "ray"}, {}),
-    "channels-last VAE": ("channels-last VAE decoder vs contiguous", {"channels_last": True}, {}),
+    "channels-last VAE": ("channels-last VAE vs contiguous", {}, {"channels_last": False}),
     "bf16 autocast on CPU": (
         "bfloat16 DiT and VAE decode vs float32",
         {"cpu_bf16": True},

@@ -191,3 +191,36 @@ def test_config_validation():
         RectifiedFlowConfig(reference_probs=(0.5, 0.6))
     with pytest.raises(ValidationError, match="keep_text"):
         RectifiedFlowConfig(keep_text=1.5)
+
+
+class RecordInputs(torch.nn.Module):
+    """Wraps a DiT and keeps the latents and timesteps it was called with."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model, self.seen = model, {}
+
+    def forward(self, latents, timesteps, **kwargs):
+        self.seen = {"latents": latents.detach().clone(), "timesteps": timesteps.detach().clone()}
+        return self.model(latents, timesteps, **kwargs)
+
+
+def test_reference_noise_augments_references_and_keeps_them_out_of_the_loss():
+    model = micro_dit(4)
+    inputs = make_inputs(3, 4, 2, seed=6)
+    x0 = inputs["latents"]
+    cond = _conditions(inputs)
+    null = (torch.zeros(1, 12, 32), torch.zeros(1, 32))
+    cfg = RectifiedFlowConfig(reference_probs=(0.0, 0.0, 0.5, 0.5), reference_noise=0.2)
+    recorder = RecordInputs(model)
+    loss, info = rectified_flow_step(recorder, x0, cond, *null, cfg, torch.Generator().manual_seed(7))
+    is_ref = ~info["loss_mask"]
+    ref_sigmas = info["sigmas"][is_ref]
+    assert is_ref.sum() >= 2 * 2 * 2
+    assert (ref_sigmas > 0).all() and (ref_sigmas < 0.2).all()
+    torch.testing.assert_close(recorder.seen["timesteps"], info["sigmas"] * 1000.0)
+    # The model sees x_t = (1 - sigma) x0 + sigma * noise on the references too; noise = target + x0.
+    noise = info["target"] + x0
+    torch.testing.assert_close(recorder.seen["latents"], noisy_latents(x0, noise, info["sigmas"]))
+    assert not torch.allclose(recorder.seen["latents"][is_ref], x0[is_ref])
+    assert loss.item() == masked_velocity_loss(info["pred"], info["target"], info["loss_mask"]).item()

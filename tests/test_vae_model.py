@@ -150,6 +150,22 @@ def test_gaussians_move_with_their_velocity(clip):
     assert float((unmoved["depth"] - moved["depth"]).abs().max()) > 0.1
 
 
+def test_depth_only_render_matches_the_full_render(clip):
+    """`render_depth` (no colour, sky or exposure) gives the depth and alpha of `render`."""
+    model = _small_model()
+    dec = model.gaussian_decoder
+    ctx = torch.tensor([0, 2, 4])
+    k_c, c2r_c, t_c = clip_cameras(clip, ctx, 0)
+    k_t, c2r_t, t_t = clip_cameras(clip, torch.tensor([5]), 0)
+    with torch.no_grad():
+        g = dec.predict(model.encode(clip["images"][:, ctx]), k_c, c2r_c, t_c)
+        full = dec.render(g, k_t, c2r_t, t_t, 16, 32)
+        depth_only = dec.render_depth(g, k_t, c2r_t, t_t, 16, 32)
+    assert float(full["alpha"].max()) > 0.5
+    torch.testing.assert_close(depth_only["alpha"], full["alpha"], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(depth_only["depth"], full["depth"], atol=1e-4, rtol=1e-5)
+
+
 def test_save_load_round_trip_bit_for_bit(tmp_path, clip):
     model = _small_model(seed=3)
     model.save_pretrained(tmp_path / "storm")

@@ -89,6 +89,7 @@ def handler(args) -> int:
     from cvd_sim.envs.config import EnvConfigError, make_env_config
     from cvd_sim.envs.driving_env import DrivingEnv
     from cvd_sim.envs.raycast_backend import RaycastBackend
+    from cvd_sim.envs.reward import episode_end
     from cvd_sim.viz.video import write_video
 
     if args.steps is not None and args.steps < 1:
@@ -147,15 +148,7 @@ def handler(args) -> int:
     env.close()
     args.out.mkdir(parents=True, exist_ok=True)
     video = write_video(args.out / f"{scenario.name}_{args.backend}.mp4", frames, fps=1.0 / scenario.dt)
-    end = (
-        "collision"
-        if info["collided"]
-        else "offroad"
-        if info["offroad"]
-        else "goal"
-        if info["goal_reached"]
-        else "horizon"
-    )
+    end = episode_end(info)
     metrics = {
         "scenario": scenario.name,
         "backend": args.backend,

@@ -17,6 +17,16 @@ COLUMNS = (
 )
 
 
+def add_data_arguments(parser, num_frames: int, frames_help: str) -> None:
+    """The held-out data options shared by `eval vae` and `eval dit`."""
+    parser.add_argument("--data", required=True, help="nuScenes-layout folder (SynthDrive or nuScenes)")
+    parser.add_argument("--version", default="v1.0-trainval")
+    parser.add_argument("--split", default="val", choices=("val", "train", "all"))
+    parser.add_argument("--height", type=int, default=64)
+    parser.add_argument("--width", type=int, default=112)
+    parser.add_argument("--num-frames", type=int, default=num_frames, help=frames_help)
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a trained model on held-out clips")
     sub = parser.add_subparsers(dest="eval_model", required=True, metavar="MODEL")
@@ -24,12 +34,7 @@ def register(subparsers) -> None:
     vae.add_argument(
         "--checkpoint", required=True, help="StormVAE folder (vae/ + gaussian_decoder/) or a checkpoint"
     )
-    vae.add_argument("--data", required=True, help="nuScenes-layout folder (SynthDrive or nuScenes)")
-    vae.add_argument("--version", default="v1.0-trainval")
-    vae.add_argument("--split", default="val", choices=("val", "train", "all"))
-    vae.add_argument("--height", type=int, default=64)
-    vae.add_argument("--width", type=int, default=112)
-    vae.add_argument("--num-frames", type=int, default=19)
+    add_data_arguments(vae, num_frames=19, frames_help="clip length")
     vae.add_argument("--context-frames", default="0,6,12,18", help="0-based context frame indices")
     vae.add_argument("--max-clips", type=int, default=None)
     vae.add_argument("--json", help="write the figures to this JSON file")
@@ -39,12 +44,7 @@ def register(subparsers) -> None:
     dit.add_argument(
         "--checkpoint", required=True, help="WorldModel folder (vae/, gaussian_decoder/, dit/, ...)"
     )
-    dit.add_argument("--data", required=True, help="nuScenes-layout folder (SynthDrive or nuScenes)")
-    dit.add_argument("--version", default="v1.0-trainval")
-    dit.add_argument("--split", default="val", choices=("val", "train", "all"))
-    dit.add_argument("--height", type=int, default=64)
-    dit.add_argument("--width", type=int, default=112)
-    dit.add_argument("--num-frames", type=int, default=6, help="window length")
+    add_data_arguments(dit, num_frames=6, frames_help="window length")
     dit.add_argument("--num-references", type=int, default=3)
     dit.add_argument("--steps", type=int, default=20, help="Euler sampling steps")
     dit.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (<=1 = off)")

@@ -207,6 +207,57 @@ class GaussianDecoder(ModelMixin, ConfigMixin):
         feat = feat * (1 + gamma.view(shape)) + beta.view(shape)
         return torch.sigmoid(self.sky_out(feat).float())
 
+    def _splat(
+        self,
+        gaussians: dict[str, torch.Tensor],
+        target_intrinsics: torch.Tensor,
+        target_cam_to_ref: torch.Tensor,
+        target_times: torch.Tensor,
+        height: int,
+        width: int,
+        render_mode: str,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Move the Gaussians to each target time and rasterize them (fp32) -> (renders [B, Tt, V', H, W, D],
+        alphas [B, Tt, V', H, W, 1])."""
+        b, tt = target_intrinsics.shape[:2]
+        dt = target_times.float()[:, :, None] - gaussians["times"][:, None, :]  # [B, Tt, N]
+        means = gaussians["means"][:, None] + gaussians["velocities"][:, None] * dt[..., None]
+
+        def per_target(x: torch.Tensor) -> torch.Tensor:
+            return x[:, None].expand(b, tt, *x.shape[1:])
+
+        renders, alphas, _ = rasterize(
+            means,
+            per_target(gaussians["quats"]),
+            per_target(gaussians["scales"]),
+            per_target(gaussians["opacities"]),
+            per_target(gaussians["colors"]),
+            torch.linalg.inv(target_cam_to_ref.float()),
+            target_intrinsics.float(),
+            width,
+            height,
+            near_plane=self.config.near,
+            far_plane=self.config.far,
+            render_mode=render_mode,
+        )
+        return renders, alphas
+
+    def render_depth(
+        self,
+        gaussians: dict[str, torch.Tensor],
+        target_intrinsics: torch.Tensor,
+        target_cam_to_ref: torch.Tensor,
+        target_times: torch.Tensor,
+        height: int,
+        width: int,
+    ) -> dict[str, torch.Tensor]:
+        """`render` without colour, sky or exposure -> {"depth", "alpha": [B, Tt, V', 1, H, W]}."""
+        with torch.autocast(device_type=target_intrinsics.device.type, enabled=False):
+            depth, alphas = self._splat(
+                gaussians, target_intrinsics, target_cam_to_ref, target_times, height, width, "ED"
+            )
+        return {"depth": depth.permute(0, 1, 2, 5, 3, 4), "alpha": alphas.permute(0, 1, 2, 5, 3, 4)}
+
     def render(
         self,
         gaussians: dict[str, torch.Tensor],
@@ -225,27 +276,10 @@ class GaussianDecoder(ModelMixin, ConfigMixin):
         The per-view exposure affine of context view `target_view_ids[i]` is applied to target view i; without
         ids it is applied view by view when V' equals the number of context views, and not at all otherwise.
         """
-        b, tt, vt = target_intrinsics.shape[:3]
+        vt = target_intrinsics.shape[2]
         with torch.autocast(device_type=target_intrinsics.device.type, enabled=False):
-            dt = target_times.float()[:, :, None] - gaussians["times"][:, None, :]  # [B, Tt, N]
-            means = gaussians["means"][:, None] + gaussians["velocities"][:, None] * dt[..., None]
-
-            def per_target(x: torch.Tensor) -> torch.Tensor:
-                return x[:, None].expand(b, tt, *x.shape[1:])
-
-            renders, alphas, _ = rasterize(
-                means,
-                per_target(gaussians["quats"]),
-                per_target(gaussians["scales"]),
-                per_target(gaussians["opacities"]),
-                per_target(gaussians["colors"]),
-                torch.linalg.inv(target_cam_to_ref.float()),
-                target_intrinsics.float(),
-                width,
-                height,
-                near_plane=self.config.near,
-                far_plane=self.config.far,
-                render_mode="RGB+ED",
+            renders, alphas = self._splat(
+                gaussians, target_intrinsics, target_cam_to_ref, target_times, height, width, "RGB+ED"
             )
             rgb, depth = renders[..., :3], renders[..., 3:4]  # [B, Tt, V', H, W, *]
             _, directions = camera_rays(target_intrinsics.float(), target_cam_to_ref.float(), height, width)

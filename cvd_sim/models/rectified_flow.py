@@ -2,8 +2,9 @@
 
 x_t = (1 - sigma) * x0 + sigma * noise, the model predicts the velocity noise - x0 (diffusers'
 FlowMatchEulerDiscreteScheduler convention, timestep = 1000 * sigma). Each (t, v) image has its own sigma:
-logit-normal with an SD3 shift. The first k frames of a clip are clean references (sigma = 0) excluded from the
-loss. Conditions are dropped per sample for classifier-free guidance; temporal and cross-view blocks are disabled
+logit-normal with an SD3 shift. The first k frames of a clip are references excluded from the loss: clean
+(sigma = 0), or with `reference_noise` slightly noised at a random sigma the model is told (noise augmentation,
+as in GameNGen, so generated references with small errors do not throw an autoregressive rollout off). Conditions are dropped per sample for classifier-free guidance; temporal and cross-view blocks are disabled
 per sample.
 """
 
@@ -34,6 +35,9 @@ class RectifiedFlowConfig(BaseModel):
     box_channels: int = Field(3, ge=0, description="layout channels 0..n-1 are boxes, the rest the map")
     disable_temporal: float = Field(0.1, ge=0, le=1)
     disable_crossview: float = Field(0.1, ge=0, le=1)
+    reference_noise: float = Field(
+        0.0, ge=0, lt=1, description="reference sigmas ~ U(0, this): noise augmentation against rollout drift"
+    )
 
     @field_validator("reference_probs")
     @classmethod
@@ -132,13 +136,17 @@ def rectified_flow_step(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One training forward: clean latents [B, T, V, C, h, w] + conditions -> (loss, info).
 
-    info: sigmas [B, T, V] (0 on references), reference_counts [B], loss_mask [B, T, V], pred and target
+    info: sigmas [B, T, V] (0 on references unless `reference_noise`), reference_counts [B], loss_mask [B, T, V], pred and target
     [B, T, V, C, h, w], temporal_enabled / crossview_enabled [B]. Random draws come from `generator` (CPU)."""
     b, t, v = latents.shape[:3]
     device = latents.device
     counts = sample_reference_counts(b, t, cfg.reference_probs, generator)
     is_ref = reference_mask(counts, t, v).to(device)
-    sigmas = torch.where(is_ref, 0.0, sample_sigmas((b, t, v), cfg, generator).to(device))
+    sigmas = sample_sigmas((b, t, v), cfg, generator).to(device)
+    ref_sigmas = 0.0
+    if cfg.reference_noise > 0:  # drawn only when on, so runs without it keep their random stream
+        ref_sigmas = (torch.rand((b, t, v), generator=generator) * cfg.reference_noise).to(device)
+    sigmas = torch.where(is_ref, ref_sigmas, sigmas)
     noise = torch.randn(latents.shape, generator=generator).to(latents)
     x_t = noisy_latents(latents, noise, sigmas)
     cond = drop_conditions(cond, null_hidden, null_pooled, cfg, generator)

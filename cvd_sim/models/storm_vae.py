@@ -83,6 +83,16 @@ def load_sd35_vae(folder: str | Path) -> AutoencoderKL:
     return vae
 
 
+def _format_of(module: nn.Module) -> torch.memory_format:
+    """The memory format of `module`'s input convolution, so inputs match the weights."""
+    weight = module.conv_in.weight
+    return (
+        torch.channels_last
+        if weight.is_contiguous(memory_format=torch.channels_last)
+        else torch.contiguous_format
+    )
+
+
 class StormVAE(nn.Module):
     """Image VAE + Gaussian decoder (DESIGN §2).
 
@@ -93,7 +103,7 @@ class StormVAE(nn.Module):
         super().__init__()
         if vae.config.latent_channels != gaussian_decoder.config.latent_channels:
             raise ValueError("StormVAE: VAE and Gaussian decoder disagree on latent channels")
-        self.vae = vae
+        self.vae = vae.to(memory_format=torch.channels_last)  # oneDNN convolutions: ~1.35x on CPU
         self.gaussian_decoder = gaussian_decoder
 
     # ------------------------------------------------------------------ construction and I/O
@@ -155,7 +165,8 @@ class StormVAE(nn.Module):
     def encode_distribution(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images [..., 3, H, W] in [-1, 1] -> posterior (mean, logvar) [..., 16, H/8, W/8], unnormalised."""
         lead = images.shape[:-3]
-        dist = self.vae.encode(images.reshape(-1, *images.shape[-3:])).latent_dist
+        flat = images.reshape(-1, *images.shape[-3:]).contiguous(memory_format=_format_of(self.vae.encoder))
+        dist = self.vae.encode(flat).latent_dist
         return dist.mean.reshape(*lead, *dist.mean.shape[1:]), dist.logvar.reshape(
             *lead, *dist.logvar.shape[1:]
         )
@@ -172,7 +183,8 @@ class StormVAE(nn.Module):
     def decode(self, latents: torch.Tensor, clamp: bool = True) -> torch.Tensor:
         """Normalised latents [..., 16, h, w] -> images [..., 3, 8h, 8w] (clamped to [-1, 1] unless clamp=False)."""
         lead = latents.shape[:-3]
-        images = self.vae.decode(self.denormalize(latents.reshape(-1, *latents.shape[-3:]))).sample
+        flat = self.denormalize(latents.reshape(-1, *latents.shape[-3:]))
+        images = self.vae.decode(flat.contiguous(memory_format=_format_of(self.vae.decoder))).sample
         images = images.reshape(*lead, *images.shape[1:])
         return images.clamp(-1.0, 1.0) if clamp else images
 
