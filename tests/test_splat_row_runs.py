@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import cvd_sim.splat.composite as composite
+import cvd_sim.splat.passes as passes
 from cvd_sim.splat import rasterize
 
 
@@ -33,7 +33,7 @@ def test_row_runs_match_whole_box_enumeration(monkeypatch, dtype):
     (renders.sum() + alphas.sum()).backward()
     assert alphas.max() > 0.5 and (alphas > 0).float().mean() > 0.5
 
-    monkeypatch.setattr(composite, "COLUMN_SLACK", 16.0)  # every run covers its whole box row
+    monkeypatch.setattr(passes, "COLUMN_SLACK", 16.0)  # every run covers its whole box row
     ref_leaves = [t.clone().requires_grad_(True) for t in scene[:5]]
     want_r, want_a, _ = rasterize(*ref_leaves, *scene[5:], 64, 48, render_mode="RGB+ED")
     (want_r.sum() + want_a.sum()).backward()

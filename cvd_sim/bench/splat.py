@@ -1,8 +1,10 @@
 """`cvd-sim bench splat`: speed of `cvd_sim.splat.rasterize` on the CPU against a dense rasterizer, same run.
 
-Two sizes on the nuScenes rig: (a) 20k random Gaussians into 6 views of 64x112, also rendered by the dense
+Three cases on the nuScenes rig: (a) 20k random Gaussians into 6 views of 64x112, also rendered by the dense
 reference (every Gaussian against every pixel, torch autograd); (b) 170k pixel-aligned Gaussians (4 context
-frames x 6 views x 64x112, as the Gaussian decoder emits) into 6 views of 128x224, forward + backward.
+frames x 6 views x 64x112, as the Gaussian decoder emits) into 6 views of 128x224, forward + backward;
+(c) the world-model env step's depth render: 129k pixel-aligned Gaussians (3 context frames x 6 views x
+64x112) into the newest frame's 6 views at 64x112, render_mode "ED", without gradients.
 """
 
 from __future__ import annotations
@@ -142,30 +144,75 @@ def _ours(scene, viewmats, Ks, width, height):
     return rasterize(**scene, viewmats=viewmats, Ks=Ks, width=width, height=height, render_mode="RGB+ED")[:2]
 
 
+def _ours_depth(scene, viewmats, Ks, width, height):
+    return rasterize(**scene, viewmats=viewmats, Ks=Ks, width=width, height=height, render_mode="ED")[:2]
+
+
 def _dense(scene, viewmats, Ks, width, height):
     return dense_rasterize(**scene, viewmats=viewmats, Ks=Ks, width=width, height=height)
 
 
-def time_render(fn, scene, viewmats, Ks, width, height, repeats, progress) -> dict[str, float]:
-    """Median wall and process-CPU seconds of a forward pass and of forward + backward
+def time_render(fn, scene, viewmats, Ks, width, height, repeats, progress, backward=True) -> dict[str, float]:
+    """Median wall and process-CPU seconds of a forward pass without gradients (inference), and, with
+    `backward`, of a forward pass that keeps what the backward needs and of forward + backward
     (loss = sum of renders and alphas). CPU time is reported because the machine may be shared."""
-    samples: dict[str, list[float]] = {
-        "forward_s": [],
-        "forward_backward_s": [],
-        "cpu_forward_backward_s": [],
-    }
+    samples: dict[str, list[float]] = {"forward_no_grad_s": [], "cpu_forward_no_grad_s": []}
+    if backward:
+        samples.update(
+            {k: [] for k in ("forward_s", "forward_backward_s", "cpu_forward_s", "cpu_forward_backward_s")}
+        )
     for _ in range(repeats):
+        cpu0, start = time.process_time(), time.perf_counter()
+        with torch.no_grad():
+            fn(scene, viewmats, Ks, width, height)
+        samples["forward_no_grad_s"].append(time.perf_counter() - start)
+        samples["cpu_forward_no_grad_s"].append(time.process_time() - cpu0)
+        progress.update(1)
+        if not backward:
+            continue
         leaves = {k: v.clone().requires_grad_(True) for k, v in scene.items()}
         cpu0, start = time.process_time(), time.perf_counter()
         renders, alphas = fn(leaves, viewmats, Ks, width, height)
-        mid = time.perf_counter()
+        mid, cpu_mid = time.perf_counter(), time.process_time()
         (renders.nan_to_num().sum() + alphas.sum()).backward()
         end, cpu1 = time.perf_counter(), time.process_time()
         samples["forward_s"].append(mid - start)
         samples["forward_backward_s"].append(end - start)
+        samples["cpu_forward_s"].append(cpu_mid - cpu0)
         samples["cpu_forward_backward_s"].append(cpu1 - cpu0)
         progress.update(1)
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def _row(size, method, n, viewmats, height, width, timing) -> dict:
+    """One table row; the figures of a forward-only case (no backward timed) are None."""
+
+    def ms(key):
+        return None if key not in timing else 1000 * timing[key]
+
+    return {
+        "size": size,
+        "method": method,
+        "gaussians": n,
+        "views": int(viewmats.shape[0]),
+        "height": height,
+        "width": width,
+        "ms_per_frame_forward_no_grad": ms("forward_no_grad_s"),
+        "ms_per_frame_forward": ms("forward_s"),
+        "ms_per_frame_forward_backward": ms("forward_backward_s"),
+        "gaussians_per_s_forward_no_grad": n / timing["forward_no_grad_s"],
+        "gaussians_per_s_forward": n / timing["forward_s"] if "forward_s" in timing else None,
+        "gaussians_per_s_forward_backward": (
+            n / timing["forward_backward_s"] if "forward_backward_s" in timing else None
+        ),
+        "cpu_s_forward_no_grad": timing["cpu_forward_no_grad_s"],
+        "cpu_s_forward": timing.get("cpu_forward_s"),
+        "cpu_s_forward_backward": timing.get("cpu_forward_backward_s"),
+    }
+
+
+def _fmt(value, spec: str, width: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"
 
 
 def handler(args) -> int:
@@ -176,62 +223,59 @@ def handler(args) -> int:
     large_cams = rig_cameras(128, 224)
     small = random_scene(20_000, args.seed)
     large = pixel_aligned_scene(4, 64, 112, args.seed)
+    depth = pixel_aligned_scene(3, 64, 112, args.seed)  # the last context frame is the rig's pose
+    # (size, method, fn, scene, cameras, width, height, backward timed, repeats)
     cases = [
-        ("random 20k -> 6x64x112", "ours", _ours, small, small_cams, 112, 64, repeats),
-        ("random 20k -> 6x64x112", "dense", _dense, small, small_cams, 112, 64, 1),
-        ("pixel-aligned 172k -> 6x128x224", "ours", _ours, large, large_cams, 224, 128, repeats),
+        ("random 20k -> 6x64x112", "ours", _ours, small, small_cams, 112, 64, True, repeats),
+        ("random 20k -> 6x64x112", "dense", _dense, small, small_cams, 112, 64, True, 1),
+        ("pixel-aligned 172k -> 6x128x224", "ours", _ours, large, large_cams, 224, 128, True, repeats),
+        ("depth ED 129k -> 6x64x112", "ours", _ours_depth, depth, small_cams, 112, 64, False, repeats),
     ]
     rows = []
-    with tqdm(total=sum(c[-1] for c in cases), desc="bench splat", unit="run") as progress:
-        for size, method, fn, scene, (viewmats, Ks), width, height, reps in cases:
+    total = sum(c[-1] * (2 if c[-2] else 1) for c in cases)
+    with tqdm(total=total, desc="bench splat", unit="run") as progress:
+        for size, method, fn, scene, (viewmats, Ks), width, height, backward, reps in cases:
             # untimed warm-up on a slice of the scene (lazy imports, allocator, thread pool)
             fn({k: v[:1000] for k, v in scene.items()}, viewmats, Ks, width, height)
-            timing = time_render(fn, scene, viewmats, Ks, width, height, reps, progress)
-            n = scene["means"].shape[0]
-            rows.append(
-                {
-                    "size": size,
-                    "method": method,
-                    "gaussians": n,
-                    "views": int(viewmats.shape[0]),
-                    "height": height,
-                    "width": width,
-                    "ms_per_frame_forward": 1000 * timing["forward_s"],
-                    "ms_per_frame_forward_backward": 1000 * timing["forward_backward_s"],
-                    "gaussians_per_s_forward": n / timing["forward_s"],
-                    "gaussians_per_s_forward_backward": n / timing["forward_backward_s"],
-                    "cpu_s_forward_backward": timing["cpu_forward_backward_s"],
-                }
-            )
+            timing = time_render(fn, scene, viewmats, Ks, width, height, reps, progress, backward)
+            rows.append(_row(size, method, scene["means"].shape[0], viewmats, height, width, timing))
     ours_small, dense_small = rows[0], rows[1]
+
+    def speedup(key):
+        return dense_small[key] / ours_small[key]
+
     result = {
         "threads": torch.get_num_threads(),
         "rows": rows,
-        "speedup_over_dense_forward": dense_small["ms_per_frame_forward"]
-        / ours_small["ms_per_frame_forward"],
-        "speedup_over_dense_forward_backward": dense_small["ms_per_frame_forward_backward"]
-        / ours_small["ms_per_frame_forward_backward"],
-        "speedup_over_dense_cpu_time": dense_small["cpu_s_forward_backward"]
-        / ours_small["cpu_s_forward_backward"],
+        "speedup_over_dense_forward_no_grad": speedup("ms_per_frame_forward_no_grad"),
+        "speedup_over_dense_forward": speedup("ms_per_frame_forward"),
+        "speedup_over_dense_forward_backward": speedup("ms_per_frame_forward_backward"),
+        "speedup_over_dense_cpu_time": speedup("cpu_s_forward_backward"),
+        "speedup_over_dense_cpu_time_forward_no_grad": speedup("cpu_s_forward_no_grad"),
+        "speedup_over_dense_cpu_time_forward": speedup("cpu_s_forward"),
         "targets": {"speedup_over_dense_min": 20.0, "large_forward_backward_s_max": 1.5},
     }
     header = (
-        f"{'size':<34}{'method':<8}{'fwd ms/frame':>14}{'fwd+bwd ms/frame':>18}{'fwd+bwd CPU s':>15}"
-        f"{'Gauss/s fwd':>14}"
+        f"{'size':<34}{'method':<7}{'ms: no-grad fwd':>16}{'fwd':>8}{'fwd+bwd':>9}"
+        f"{'CPU s: no-grad fwd':>19}{'fwd':>7}{'fwd+bwd':>9}{'Gauss/s no-grad':>16}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['size']:<34}{r['method']:<8}{r['ms_per_frame_forward']:>14.1f}"
-            f"{r['ms_per_frame_forward_backward']:>18.1f}{r['cpu_s_forward_backward']:>15.2f}"
-            f"{r['gaussians_per_s_forward']:>14.3g}"
+            f"{r['size']:<34}{r['method']:<7}{r['ms_per_frame_forward_no_grad']:>16.1f}"
+            f"{_fmt(r['ms_per_frame_forward'], '.1f', 8)}{_fmt(r['ms_per_frame_forward_backward'], '.1f', 9)}"
+            f"{r['cpu_s_forward_no_grad']:>19.3f}{_fmt(r['cpu_s_forward'], '.3f', 7)}"
+            f"{_fmt(r['cpu_s_forward_backward'], '.3f', 9)}{r['gaussians_per_s_forward_no_grad']:>16.3g}"
         )
     print(
-        f"speed-up over dense at 6x64x112: forward {result['speedup_over_dense_forward']:.1f}x, "
-        f"forward+backward {result['speedup_over_dense_forward_backward']:.1f}x, "
-        f"CPU time {result['speedup_over_dense_cpu_time']:.1f}x  "
-        f"(threads: {result['threads']}; a frame = all 6 views)"
+        "speed-up over dense at 6x64x112 (wall | CPU time): "
+        f"forward without grad {result['speedup_over_dense_forward_no_grad']:.1f}x | "
+        f"{result['speedup_over_dense_cpu_time_forward_no_grad']:.1f}x, "
+        f"forward with grad {result['speedup_over_dense_forward']:.1f}x | "
+        f"{result['speedup_over_dense_cpu_time_forward']:.1f}x, "
+        f"forward+backward {result['speedup_over_dense_forward_backward']:.1f}x | "
+        f"{result['speedup_over_dense_cpu_time']:.1f}x  (threads: {result['threads']}; a frame = all 6 views)"
     )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

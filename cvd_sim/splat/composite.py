@@ -1,14 +1,9 @@
 """Front-to-back alpha compositing of 2D Gaussians in plain torch, with a hand-written backward.
 
-Tiles are processed in passes of up to `PER_PASS` Gaussians each (front to back). A pass enumerates the
-(Gaussian, pixel) candidates of each Gaussian's α ≥ 1/255 box row by row, only over the run of columns where
-the row crosses the α ≥ 1/255 ellipse (vectorised over all tiles), tests σ ≥ 0 and α ≥ 1/255 per pixel,
-then walks the pass's depth ranks in order, updating T = Π(1 - α) per pixel exactly as gsplat's per-pixel
-loop does, for all tiles at once (no sort). A pixel stops before the first Gaussian that would take T to
-≤ 1e-4; entries and tiles whose pixels have all stopped are skipped by later passes. Arrays are 1D
-(structure of arrays) with int64 indices: 1D `index_select`/`scatter_add_` are many times faster than row
-gathers on the CPU. The pairs of a tile entry are contiguous, so per-Gaussian values are gathered once per
-entry, and the backward sums its per-pair gradient terms per entry with one `segment_reduce` per pass.
+The forward walks the tiles with `walk_passes` and keeps each pass's contributing (Gaussian, pixel) pairs for
+the backward (or recomputes them there when there are too many). The pairs of a tile entry are contiguous, so
+per-Gaussian values are gathered once per entry, and the backward sums its per-pair gradient terms per entry
+with one `segment_reduce` per pass.
 """
 
 from __future__ import annotations
@@ -17,16 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
-from cvd_sim.splat.projection import ALPHA_THRESHOLD
-from cvd_sim.splat.tiles import TILE, TILE_PIXELS, TilePlan, image_to_tiles, tiles_to_image
+from cvd_sim.splat.passes import MAX_ALPHA, TRANSMITTANCE_STOP, walk_passes
+from cvd_sim.splat.tiles import TILE_PIXELS, TilePlan, gather_columns, image_to_tiles, tiles_to_image
 
-MAX_ALPHA = 0.999
-TRANSMITTANCE_STOP = 1e-4
 PER_PASS = 32  # Gaussians per tile per pass
 TILES_PER_CHUNK = 1024  # bounds a pass's candidates by TILES_PER_CHUNK * PER_PASS * 256
 CACHE_PAIRS = 40_000_000  # keep forward pairs for the backward up to this many, else recompute them
-SIGMA_SLACK = 1e-2  # row runs cover σ ≤ ln(255·o) + this (float32 rounding of σ is ~1e-6)
-COLUMN_SLACK = 1e-2  # and this many pixels more on each side
 
 
 @dataclass
@@ -53,39 +44,6 @@ class Pass:
     trans: torch.Tensor
 
 
-def _live_entries(plan: TilePlan, entry, tile, done: torch.Tensor, n_t: int) -> torch.Tensor:
-    """Indices of entries whose box still holds a running pixel (summed-area table of running pixels)."""
-    running = (~done).view(n_t, TILE, TILE).to(torch.int32)
-    sat = torch.nn.functional.pad(running.cumsum(1).cumsum(2), (1, 0, 1, 0)).view(-1)
-    side = TILE + 1
-    bx0, by0 = plan.x0.index_select(0, entry), plan.y0.index_select(0, entry)
-    bx1, by1 = bx0 + plan.box_w.index_select(0, entry), by0 + plan.box_h.index_select(0, entry)
-    base = tile * side * side
-    inside = (
-        sat.index_select(0, base + by1 * side + bx1)
-        - sat.index_select(0, base + by0 * side + bx1)
-        - sat.index_select(0, base + by1 * side + bx0)
-        + sat.index_select(0, base + by0 * side + bx0)
-    )
-    return torch.nonzero(inside > 0).squeeze(1)
-
-
-def _row_runs(
-    a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, opacity: torch.Tensor, row_entry: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-row coefficients of the columns where σ = a·dx² + b·dx·dy + c·dy² ≤ ln(255·o), i.e. α ≥ 1/255.
-
-    a, b, c, opacity [E] per entry; row_entry [R] entry of each row item. Returns (shift, k1, k2) [R]: on a
-    row at offset dy, the run is dx0 - dx ∈ centre ± half with centre = dx0 + shift·dy (dx0 = mean x - first
-    column centre) and half = sqrt(k1·dy² + k2). σ's bound is raised by SIGMA_SLACK so that rounding never
-    drops a pixel; the exact per-pixel test follows, so the output equals testing every pixel of the box.
-    """
-    inv_2a = 0.5 / a
-    sigma_max = torch.log(opacity / ALPHA_THRESHOLD) + SIGMA_SLACK
-    coefs = torch.stack([b * inv_2a, (b * b - 4 * a * c) * inv_2a * inv_2a, sigma_max / a])
-    return coefs.index_select(1, row_entry).unbind(0)
-
-
 def chunk_passes(
     plan: TilePlan,
     tile_begin: int,
@@ -99,110 +57,28 @@ def chunk_passes(
     means2d [2, V], conics [3, V] (a, b, c rows), opacities [V]: 2D parameters of the plan's splatted
     Gaussians (`plan.sources` order).
     """
-    dtype = means2d.dtype
-    n_t = tile_end - tile_begin
-    count = plan.tile_count[tile_begin:tile_end]
-    start = plan.tile_start[tile_begin:tile_end]
-    tile_global = torch.arange(tile_begin, tile_end)
-    origin_x = ((tile_global % plan.tiles_x) * TILE).to(dtype) + 0.5
-    origin_y = ((torch.div(tile_global, plan.tiles_x, rounding_mode="floor") % plan.tiles_y) * TILE).to(
-        dtype
-    ) + 0.5
-    # transmittance per pixel, negated once the pixel has stopped (padding pixels start stopped)
-    pad = plan.pad_mask[tile_begin:tile_end].reshape(-1)
-    trans_px = 1.0 - 2.0 * pad.to(dtype)
-    n_pad = int(pad.sum())
-    rank_grid = torch.arange(PER_PASS)[:, None]
+    final_trans = means2d.new_empty((tile_end - tile_begin) * TILE_PIXELS)
     passes: list[Pass] = []
-    first = 0
-    while True:
-        remaining = count - first
-        done = trans_px < 0
-        tiles = torch.nonzero((remaining > 0) & ~done.view(n_t, TILE_PIXELS).all(1)).squeeze(1)
-        if tiles.numel() == 0:
-            break
-        # entries of this pass in (rank, tile) order, so each rank touches a pixel at most once
-        rank, slot = torch.nonzero(rank_grid < remaining.index_select(0, tiles).clamp_max(PER_PASS)).unbind(1)
-        tile = tiles.index_select(0, slot)
-        entry = start.index_select(0, tile) + first + rank
-        if int(done.sum()) > n_pad:  # drop entries whose box has only stopped pixels
-            live = _live_entries(plan, entry, tile, done, n_t)
-            entry, tile, rank = (
-                entry.index_select(0, live),
-                tile.index_select(0, live),
-                rank.index_select(0, live),
+    for cand in walk_passes(plan, tile_begin, tile_end, means2d, conics, opacities, final_trans, PER_PASS):
+        idx = torch.nonzero((cand.trans_behind > TRANSMITTANCE_STOP) & cand.used).squeeze(1)
+        if idx.numel() == 0:  # (segment sums need at least one entry)
+            continue
+        pair_entry = cand.entry.index_select(0, idx)
+        passes.append(
+            Pass(
+                entry_gaussian=cand.entry_gaussian,
+                entry_pairs=torch.bincount(pair_entry, minlength=cand.entry_gaussian.numel()),
+                pair_entry=pair_entry,
+                pixel=cand.pixel.index_select(0, idx),
+                rank_offsets=torch.searchsorted(idx, torch.tensor(cand.rank_offsets)).tolist(),
+                dx=cand.dx.index_select(0, idx),
+                dy=cand.dy.index_select(0, idx),
+                vis=cand.vis.index_select(0, idx),
+                alpha=cand.alpha.index_select(0, idx),
+                trans=cand.trans.index_select(0, idx),
             )
-        g = plan.gaussian.index_select(0, entry)
-        e_x0, e_y0 = plan.x0.index_select(0, entry), plan.y0.index_select(0, entry)
-        e_w, e_h = plan.box_w.index_select(0, entry), plan.box_h.index_select(0, entry)
-        e_pix0 = tile * TILE_PIXELS + e_y0 * TILE + e_x0  # pixel of the box's first candidate
-        e_dx0 = means2d[0].index_select(0, g) - origin_x.index_select(0, tile) - e_x0.to(dtype)
-        e_dy0 = means2d[1].index_select(0, g) - origin_y.index_select(0, tile) - e_y0.to(dtype)
-        e_a, e_b, e_c = (conics[i].index_select(0, g) for i in range(3))
-        e_a, e_c = 0.5 * e_a, 0.5 * e_c
-        e_o = opacities.index_select(0, g)
-
-        # one row item per (entry, box row), holding the run of columns that can reach α ≥ 1/255
-        re = torch.repeat_interleave(e_h)
-        row = torch.arange(re.numel()) - (torch.cumsum(e_h, 0) - e_h).index_select(0, re)
-        r_dx0 = e_dx0.index_select(0, re)
-        r_dy = e_dy0.index_select(0, re) - row.to(dtype)
-        shift, k1, k2 = _row_runs(e_a, e_b, e_c, e_o, re)
-        centre = r_dx0 + shift * r_dy
-        half = torch.sqrt((k1 * r_dy * r_dy + k2).clamp_min(0)) + COLUMN_SLACK
-        col_lo = torch.ceil(centre - half).clamp_min(0).long()
-        col_hi = torch.minimum(torch.floor(centre + half).long(), e_w.index_select(0, re) - 1)
-        span = (col_hi - col_lo + 1).clamp_min(0)
-        r_pix0 = e_pix0.index_select(0, re) + row * TILE
-        r_a, r_b, r_o = e_a.index_select(0, re), e_b.index_select(0, re), e_o.index_select(0, re)
-        r_cdd = e_c.index_select(0, re) * r_dy * r_dy  # c·dy·dy as the per-pixel formula rounds it
-
-        # candidates: the pixels of each row's span, in (rank, tile, row, column) order
-        cr = torch.repeat_interleave(span)
-        col_i = torch.arange(cr.numel()) - (torch.cumsum(span, 0) - span - col_lo).index_select(0, cr)
-        col = col_i.to(dtype)
-        pixel = r_pix0.index_select(0, cr) + col_i
-        dx = r_dx0.index_select(0, cr) - col
-        dy = r_dy.index_select(0, cr)
-        sigma = r_a.index_select(0, cr) * dx * dx + r_cdd.index_select(0, cr)
-        sigma += r_b.index_select(0, cr) * dx * dy
-        vis = torch.exp(-sigma)
-        alpha = torch.clamp_max(r_o.index_select(0, cr) * vis, MAX_ALPHA)
-        valid = (sigma >= 0) & (alpha >= ALPHA_THRESHOLD)
-        one_minus = 1.0 - alpha.masked_fill(~valid, 0.0)  # skipped pairs leave T unchanged
-        per_rank = torch.zeros(PER_PASS, dtype=torch.long).index_add_(0, rank.index_select(0, re), span)
-        offsets = [0, *torch.cumsum(per_rank, 0).tolist()]
-
-        # front to back, one depth rank at a time (gsplat's per-pixel loop, run for all tiles at once);
-        # a pixel stops (T is stored negated) before the pair that would take T to <= 1e-4
-        trans = torch.empty_like(alpha)
-        for r in range(PER_PASS):
-            lo, hi = offsets[r], offsets[r + 1]
-            if lo == hi:
-                continue
-            pix = pixel[lo:hi]
-            t_front = torch.index_select(trans_px, 0, pix, out=trans[lo:hi])
-            t_back = t_front * one_minus[lo:hi]
-            trans_px.scatter_(0, pix, torch.where(t_back > TRANSMITTANCE_STOP, t_back, -t_front.abs()))
-        idx = torch.nonzero((trans * one_minus > TRANSMITTANCE_STOP) & valid).squeeze(1)
-        if idx.numel() > 0:  # (segment sums need at least one entry)
-            pair_entry = re.index_select(0, cr.index_select(0, idx))
-            passes.append(
-                Pass(
-                    entry_gaussian=g,
-                    entry_pairs=torch.bincount(pair_entry, minlength=g.numel()),
-                    pair_entry=pair_entry,
-                    pixel=pixel.index_select(0, idx),
-                    rank_offsets=torch.searchsorted(idx, torch.tensor(offsets)).tolist(),
-                    dx=dx.index_select(0, idx),
-                    dy=dy.index_select(0, idx),
-                    vis=vis.index_select(0, idx),
-                    alpha=alpha.index_select(0, idx),
-                    trans=trans.index_select(0, idx),
-                )
-            )
-        first += PER_PASS
-    return passes, trans_px.abs()
+        )
+    return passes, final_trans
 
 
 def _chunks(plan: TilePlan) -> list[tuple[int, int]]:
@@ -239,7 +115,7 @@ def _backward_chunk(
             gc.addcmul_(g_pix, colors_e[d].index_select(0, ps.pair_entry))
         wgc = weight * gc
         behind = torch.empty_like(wgc)
-        for r in reversed(range(PER_PASS)):
+        for r in reversed(range(len(ps.rank_offsets) - 1)):
             lo, hi = ps.rank_offsets[r], ps.rank_offsets[r + 1]
             if lo == hi:
                 continue
@@ -273,9 +149,9 @@ class RasterizeToPixels(torch.autograd.Function):
     ):
         # work on the splatted Gaussians only, as [K, V] rows: compact arrays keep scatters in cache
         src = plan.sources
-        means_v = means2d.index_select(0, src).t().contiguous()
-        conics_v = conics.index_select(0, src).t().contiguous()
-        colors_v = colors.index_select(0, src).t().contiguous()
+        means_v = gather_columns(means2d, src)
+        conics_v = gather_columns(conics, src)
+        colors_v = gather_columns(colors, src)
         opacities_v = opacities.index_select(0, src)
         n_pix = plan.n_tiles * TILE_PIXELS
         color = torch.zeros(colors.shape[1], n_pix, dtype=colors.dtype)

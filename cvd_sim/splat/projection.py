@@ -69,15 +69,17 @@ def project_gaussians(
     culled (radius 0): z < near or z > far, det <= 0, opacity < 1/255, or the box of radius
     ceil(3.33·sqrt(λmax)) entirely off-image.
     """
-    batch, n_cams, n = viewmats.shape[:-3], viewmats.shape[-3], means.shape[-2]
+    n_cams, n = viewmats.shape[-3], means.shape[-2]
     rot_v = viewmats[..., :3, :3]  # [..., C, 3, 3]
-    means_c = means.unsqueeze(-3) @ rot_v.transpose(-1, -2) + viewmats[..., None, :3, 3]  # [..., C, N, 3]
-    tx, ty, tz = means_c.unbind(-1)
+    # camera coordinates as [..., C, 3, N]: contiguous rows, and a faster matmul than [..., C, N, 3]
+    means_c = rot_v @ means.unsqueeze(-3).transpose(-1, -2) + viewmats[..., :3, 3, None]
+    tx, ty, tz = means_c.unbind(-2)
     in_depth = (tz >= near_plane) & (tz <= far_plane)
     z = torch.where(in_depth, tz, torch.ones_like(tz))  # keeps culled entries finite (and their grads zero)
     fx, fy = Ks[..., 0, 0, None], Ks[..., 1, 1, None]
     cx, cy = Ks[..., 0, 2, None], Ks[..., 1, 2, None]
-    means2d = torch.stack([fx * tx / z + cx, fy * ty / z + cy], dim=-1)
+    mx, my = fx * tx / z + cx, fy * ty / z + cy
+    means2d = torch.stack([mx, my], dim=-1)
     tan_fovx, tan_fovy = 0.5 * width / fx, 0.5 * height / fy
     u = torch.clamp(tx / z, min=-(cx / fx + 0.3 * tan_fovx), max=(width - cx) / fx + 0.3 * tan_fovx)
     v = torch.clamp(ty / z, min=-(cy / fy + 0.3 * tan_fovy), max=(height - cy) / fy + 0.3 * tan_fovy)
@@ -86,24 +88,27 @@ def project_gaussians(
     with torch.no_grad():
         jac_f2 = (fx * fx * (1 + u * u) + fy * fy * (1 + v * v)) / (z * z)
         bound = RADIUS_SIGMAS * torch.sqrt(jac_f2 * scales.amax(-1).unsqueeze(-2) ** 2 + eps2d + 0.1) + 1
-        mx, my = means2d[..., 0], means2d[..., 1]
         reach = in_depth & (mx + bound > 0) & (mx - bound < width) & (my + bound > 0) & (my - bound < height)
         pair = torch.nonzero(reach.reshape(-1)).squeeze(1)
         gauss = pair // (n_cams * n) * n + pair % n  # flat index into [..., N]
         cam = pair // n  # flat index into [..., C]
+    # per-pair values by 1D gathers (row gathers of [P, 3, 3] are several times slower on the CPU)
     zs, us, vs = (t.reshape(-1).index_select(0, pair) for t in (z, u, v))
-    fxs, fys = (f.expand(*batch, n_cams, n).reshape(-1).index_select(0, pair) for f in (fx, fy))
-    rows = rot_v.reshape(-1, 3, 3).index_select(0, cam)  # [P, 3, 3]
+    fxs, fys = (f.reshape(-1).index_select(0, cam) for f in (fx, fy))
+    rot = rot_v.reshape(-1, 9)
+    rows = [[rot[:, 3 * i + j].index_select(0, cam) for j in range(3)] for i in range(3)]  # R[i][j] [P]
     # rows of J·W, with J = [[fx/z, 0, -fx·u/z], [0, fy/z, -fy·v/z]] (u, v frustum-clamped)
-    jw0 = (fxs / zs).unsqueeze(-1) * rows[:, 0] - (fxs * us / zs).unsqueeze(-1) * rows[:, 2]
-    jw1 = (fys / zs).unsqueeze(-1) * rows[:, 1] - (fys * vs / zs).unsqueeze(-1) * rows[:, 2]
+    fx_z, fxu_z, fy_z, fyv_z = fxs / zs, fxs * us / zs, fys / zs, fys * vs / zs
+    jw0 = [fx_z * rows[0][j] - fxu_z * rows[2][j] for j in range(3)]
+    jw1 = [fy_z * rows[1][j] - fyv_z * rows[2][j] for j in range(3)]
     # U = J W M with M = R S, so Cov2D = U Uᵀ
-    m = quat_scale_to_matrix(quats, scales).reshape(-1, 3, 3).index_select(0, gauss)  # [P, 3, 3]
-    u0 = sum(jw0[:, j, None] * m[:, j, :] for j in range(3))
-    u1 = sum(jw1[:, j, None] * m[:, j, :] for j in range(3))
-    c00 = (u0 * u0).sum(-1) + eps2d
-    c11 = (u1 * u1).sum(-1) + eps2d
-    c01 = (u0 * u1).sum(-1)
+    mat = quat_scale_to_matrix(quats, scales).reshape(-1, 9)
+    m = [[mat[:, 3 * j + k].index_select(0, gauss) for k in range(3)] for j in range(3)]  # M[j][k] [P]
+    u0 = [jw0[0] * m[0][k] + jw0[1] * m[1][k] + jw0[2] * m[2][k] for k in range(3)]
+    u1 = [jw1[0] * m[0][k] + jw1[1] * m[1][k] + jw1[2] * m[2][k] for k in range(3)]
+    c00 = u0[0] * u0[0] + u0[1] * u0[1] + u0[2] * u0[2] + eps2d
+    c11 = u1[0] * u1[0] + u1[1] * u1[1] + u1[2] * u1[2] + eps2d
+    c01 = u0[0] * u1[0] + u0[1] * u1[1] + u0[2] * u1[2]
     det = c00 * c11 - c01 * c01
     det_ok = det > 0
     det_safe = torch.where(det_ok, det, torch.ones_like(det))

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from cvd_sim.splat.composite import RasterizeToPixels
+from cvd_sim.splat.composite_no_grad import composite_no_grad
 from cvd_sim.splat.projection import project_gaussians
 from cvd_sim.splat.tiles import plan_tiles
 
@@ -56,6 +57,8 @@ def rasterize(
     The torch path reports radius = ceil(3.33·sqrt(λmax)) for both axes (gsplat may report tighter
     per-axis boxes; rendered pixels do not depend on it). It runs on the CPU: inputs on another device
     without gsplat are moved there and the results moved back (gradients flow through the moves).
+    When no gradient is needed (grad mode off, or no input requires grad) the CPU path composites without
+    keeping anything for a backward, with the same results; "D" and "ED" never touch the colours.
     """
     if render_mode not in RENDER_MODES:
         raise ValueError(f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
@@ -110,7 +113,9 @@ def _rasterize_torch(
         means2d.detach(), conics.detach(), opac.detach(), proj.depths.reshape(-1).detach(),
         proj.valid.reshape(-1), n, width, height,
     )  # fmt: skip
-    color, alphas = RasterizeToPixels.apply(means2d, conics, feats_flat, opac, plan, flat_cams, width, height)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (means2d, conics, feats_flat, opac))
+    composite = RasterizeToPixels.apply if needs_grad else composite_no_grad
+    color, alphas = composite(means2d, conics, feats_flat, opac, plan, flat_cams, width, height)
     color = color.reshape(*batch, n_cameras, height, width, -1)
     alphas = alphas.reshape(*batch, n_cameras, height, width, 1)
 

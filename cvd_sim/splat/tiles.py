@@ -59,6 +59,24 @@ def pixel_boxes(
     return torch.stack([x0, x1, y0, y1], dim=-1).long()
 
 
+def sortable_bits(x: torch.Tensor) -> torch.Tensor:
+    """Integers [...] that sort like the float32/float64 values x [...] (no NaNs; -0 and +0 tie).
+
+    A stable integer sort on the CPU is several times faster than a stable float sort.
+    """
+    int_type = {torch.float32: torch.int32, torch.float64: torch.int64}.get(x.dtype)
+    if int_type is None:
+        return x
+    bits = (x + 0.0).view(int_type)  # + 0.0 turns -0 into +0
+    magnitude = torch.iinfo(int_type).max
+    return bits ^ ((bits >> (torch.iinfo(int_type).bits - 1)) & magnitude)  # negatives: reverse the order
+
+
+def gather_columns(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows idx [V] of x [G, K] as columns [K, V] (one 1D gather per column: faster than a row gather)."""
+    return torch.stack([x[:, k].index_select(0, idx) for k in range(x.shape[1])])
+
+
 @torch.no_grad()
 def plan_tiles(
     means2d: torch.Tensor,
@@ -78,17 +96,18 @@ def plan_tiles(
     tiles_x, tiles_y = -(-width // TILE), -(-height // TILE)
     n_tiles = n_cameras * tiles_x * tiles_y
     idx = torch.nonzero(valid).squeeze(1)  # index_select below: many times faster than [] indexing on the CPU
-    idx = idx.index_select(0, torch.argsort(depths.index_select(0, idx), stable=True))  # front to back
+    depth_keys = sortable_bits(depths.index_select(0, idx))
+    idx = idx.index_select(0, torch.argsort(depth_keys, stable=True))  # front to back
     boxes = pixel_boxes(
-        means2d.index_select(0, idx),
-        conics.index_select(0, idx),
+        gather_columns(means2d, idx).t(),
+        gather_columns(conics, idx).t(),
         opacities.index_select(0, idx),
         width,
         height,
     )
     nonempty = torch.nonzero((boxes[:, 0] <= boxes[:, 1]) & (boxes[:, 2] <= boxes[:, 3])).squeeze(1)
     idx = idx.index_select(0, nonempty)
-    x0, x1, y0, y1 = boxes.index_select(0, nonempty).t()
+    x0, x1, y0, y1 = gather_columns(boxes, nonempty)
     tx0, tx1, ty0, ty1 = x0 // TILE, x1 // TILE, y0 // TILE, y1 // TILE
     span_x = tx1 - tx0 + 1
     per = span_x * (ty1 - ty0 + 1)
