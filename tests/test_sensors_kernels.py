@@ -14,7 +14,7 @@ from cvd_sim.sensors.materials import SEMANTIC_ID, SEMANTIC_REFLECTIVITY, SEMANT
 from cvd_sim.sensors.mesh_set import MeshSet
 from cvd_sim.sensors.renderer import RaycastRenderer, camera_rays_np
 from cvd_sim.sensors.shading import SRGB_LUT, shade
-from cvd_sim.sensors.texture import WINDOW_LIGHT, WINDOW_TINT, noise_image
+from cvd_sim.sensors.texture import WINDOW_LIGHT, WINDOW_TINT, _remainder, noise_image
 
 H, W = 32, 56
 TEXTS = ("A clear daytime drive.", "A rainy night-time drive.", "A cloudy dusk drive.")
@@ -176,3 +176,22 @@ def test_lidar_rays_and_points_match_plain_formula():
     assert np.abs(points[:, 3] - intensity[keep]).max() <= 0.5 + 1e-3  # rounded to whole numbers
     np.testing.assert_array_equal(points[:, 4], ring[keep])
     np.testing.assert_array_equal(ids, hits.instance[keep])
+
+
+def test_fast_remainder_matches_numpy_bit_for_bit():
+    rng = np.random.default_rng(0)
+    for b in (3.2, 2.6):
+        multiples = (rng.integers(-5000, 5000, 20000) * np.float32(b)).astype(np.float32)
+        a = np.concatenate(
+            [
+                rng.uniform(-2000, 2000, 50000).astype(np.float32),
+                multiples,
+                np.nextafter(multiples, np.float32(np.inf)),
+                np.nextafter(multiples, np.float32(-np.inf)),
+                np.array([0.0, -0.0, 1e-30, -1e-30, -1e-45, 1e-45], np.float32),
+            ]
+        )
+        expected = a % b
+        got = _remainder(a, b)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))

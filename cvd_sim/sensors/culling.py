@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cvd_sim.geometry.boxes import box_corners_3d
+from cvd_sim.geometry.boxes import BOX_EDGES, box_corners_3d
 from cvd_sim.geometry.transforms import apply_transform, invert_pose
 from cvd_sim.sensors.lidar import LidarSpec
+
+# Camera-frame depth (metres) below which the camera cull ignores hits: far under float32 ray precision.
+NEAR = 1e-6
 
 
 def camera_agent_mask(
@@ -18,34 +21,38 @@ def camera_agent_mask(
     cam_to_world: np.ndarray,
     height: int,
     width: int,
-    near: float = 0.05,
+    near: float = NEAR,
 ) -> np.ndarray:
     """[V, H, W] bool: pixels whose ray may hit one of the boxes [N, 7] (world).
 
-    A box wholly in front of a camera projects inside the rectangle of its corners' projections; a box that
-    straddles the camera plane can cover anything, so that camera is kept whole.
+    The part of a box in front of the camera (z > near: the box clipped by the near plane) projects inside
+    the rectangle spanned by the projections of its vertices: the box corners in front and the points where
+    box edges cross the near plane. A box straddling the camera plane therefore covers the image only on the
+    side it reaches round to, not the whole image.
     """
     views = len(intrinsics)
     mask = np.zeros((views, height, width), bool)
     if not len(boxes):
         return mask
     corners = box_corners_3d(np.asarray(boxes, np.float64))  # [N, 8, 3]
-    cam = apply_transform(
-        invert_pose(np.asarray(cam_to_world, np.float64))[:, None], corners[None]
-    )  # [V, N, 8, 3]
-    z = cam[..., 2]
-    front = (z > near).all(axis=-1)  # [V, N]
-    straddle = (z > near).any(axis=-1) & ~front
-    uv = np.einsum("vij,vnkj->vnki", np.asarray(intrinsics, np.float64), cam)
+    cam = apply_transform(invert_pose(np.asarray(cam_to_world, np.float64))[:, None], corners[None])
+    a, b = cam[..., BOX_EDGES[:, 0], :], cam[..., BOX_EDGES[:, 1], :]  # edge ends [V, N, 12, 3]
+    crosses = (a[..., 2] > near) != (b[..., 2] > near)
     with np.errstate(divide="ignore", invalid="ignore"):
-        u, v = uv[..., 0] / uv[..., 2], uv[..., 1] / uv[..., 2]
-    u0 = np.clip(np.floor(np.nanmin(u, -1)) - 1, 0, width).astype(int)
-    u1 = np.clip(np.ceil(np.nanmax(u, -1)) + 1, 0, width).astype(int)
-    v0 = np.clip(np.floor(np.nanmin(v, -1)) - 1, 0, height).astype(int)
-    v1 = np.clip(np.ceil(np.nanmax(v, -1)) + 1, 0, height).astype(int)
-    for view, box in zip(*np.nonzero(front)):
-        mask[view, v0[view, box] : v1[view, box], u0[view, box] : u1[view, box]] = True
-    mask[straddle.any(axis=1)] = True
+        frac = np.where(crosses, (near - a[..., 2]) / (b[..., 2] - a[..., 2]), 0.0)
+    cut = a + frac[..., None] * (b - a)
+    cut[..., 2] = near
+    points = np.concatenate([cam, cut], axis=-2)  # [V, N, 20, 3]
+    valid = np.concatenate([cam[..., 2] > near, crosses], axis=-1)
+    points[~valid] = (0.0, 0.0, 1.0)  # placeholders, masked out below
+    uvw = points @ np.asarray(intrinsics, np.float64).transpose(0, 2, 1)[:, None]
+    u, v = uvw[..., 0] / uvw[..., 2], uvw[..., 1] / uvw[..., 2]
+    u0 = np.clip(np.floor(np.where(valid, u, np.inf).min(-1)) - 1, 0, width)
+    u1 = np.clip(np.ceil(np.where(valid, u, -np.inf).max(-1)) + 1, 0, width)
+    v0 = np.clip(np.floor(np.where(valid, v, np.inf).min(-1)) - 1, 0, height)
+    v1 = np.clip(np.ceil(np.where(valid, v, -np.inf).max(-1)) + 1, 0, height)
+    for view, box in zip(*np.nonzero(valid.any(-1) & (u1 > u0) & (v1 > v0))):
+        mask[view, int(v0[view, box]) : int(v1[view, box]), int(u0[view, box]) : int(u1[view, box])] = True
     return mask
 
 
@@ -55,17 +62,15 @@ def lidar_agent_mask(boxes: np.ndarray, spec: LidarSpec, sensor_to_world: np.nda
     Azimuth: a convex footprint not containing the sensor spans the angles of its corners. Elevation: bounded
     with the nearest and farthest horizontal distance of the footprint's circumscribed circle.
     """
-    mask = np.zeros((spec.beams, spec.azimuth_steps), bool)
     if not len(boxes):
-        return mask
+        return np.zeros((spec.beams, spec.azimuth_steps), bool)
     boxes = np.asarray(boxes, np.float64)
     corners = apply_transform(invert_pose(np.asarray(sensor_to_world, np.float64)), box_corners_3d(boxes))
     centre = corners.mean(axis=1)  # [N, 3]
     r_centre = np.hypot(centre[:, 0], centre[:, 1])
     half_diag = 0.5 * np.hypot(boxes[:, 3], boxes[:, 4])
     if (r_centre - half_diag <= 0.0).any():  # the sensor is inside a footprint's circle: every azimuth
-        mask[:] = True
-        return mask
+        return np.ones((spec.beams, spec.azimuth_steps), bool)
     r_min, r_max = r_centre - half_diag, r_centre + half_diag
     z_lo, z_hi = corners[..., 2].min(axis=1), corners[..., 2].max(axis=1)
     e_hi = np.arctan2(z_hi, np.where(z_hi > 0, r_min, r_max))
@@ -78,7 +83,6 @@ def lidar_agent_mask(boxes: np.ndarray, spec: LidarSpec, sensor_to_world: np.nda
     step = 2 * np.pi / spec.azimuth_steps
     k0 = np.floor((az_c + rel.min(axis=1)) / step).astype(int) - 1
     k1 = np.ceil((az_c + rel.max(axis=1)) / step).astype(int) + 1
-    for i in range(len(boxes)):
-        cols = np.arange(k0[i], k1[i] + 1) % spec.azimuth_steps
-        mask[np.ix_(np.flatnonzero(rows[i]), cols)] = True
-    return mask
+    offset = (np.arange(spec.azimuth_steps)[None] - k0[:, None]) % spec.azimuth_steps
+    cols = offset <= (k1 - k0)[:, None]  # [N, azimuth_steps]: columns k0..k1, wrapped
+    return (rows.T.astype(np.float32) @ cols.astype(np.float32)) > 0  # any box covering both

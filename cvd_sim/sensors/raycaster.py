@@ -21,8 +21,9 @@ class Hits:
 
     t [...] float32 hit distance in units of the ray direction (inf = miss); face [...] int64 row of the
     caster's face table (the last row on a miss); normal [..., 3] unit face normal, right-handed winding
-    (cross(v1 - v0, v2 - v0), not turned towards the ray; 0 on a miss). Lazily gathered: albedo [..., 3],
-    semantic [...] int16 (SKY_ID on a miss), instance [...] int32 (-1 = static or miss).
+    (cross(v1 - v0, v2 - v0), not turned towards the ray; 0 on a miss). Lazily gathered: albedo [..., 3]
+    (or `albedo_by_channel` [3, N]), semantic [...] int16 (SKY_ID on a miss), instance [...] int32 (-1 = static
+    or miss).
     """
 
     def __init__(self, t: np.ndarray, face: np.ndarray, normal: np.ndarray, caster: RayCaster):
@@ -36,25 +37,31 @@ class Hits:
     def take(self, rows: np.ndarray) -> Hits:
         """Hits [K] of the flat rows [K] (indices into the flattened leading shape)."""
         t, face, normal = self.t.reshape(-1), self.face.reshape(-1), self.normal.reshape(-1, 3)
-        return Hits(t[rows], face[rows], normal[rows], self._caster)
+        return Hits(t.take(rows), face.take(rows), normal.take(rows, axis=0), self._caster)
 
     @cached_property
     def albedo(self) -> np.ndarray:
-        return self._caster.face_albedo[self.face]
+        return self._caster.face_albedo.take(self.face, axis=0)
+
+    def albedo_by_channel(self) -> np.ndarray:
+        """Albedo [3, N] float32 of the flattened hits, channel-major (contiguous rows)."""
+        return np.ascontiguousarray(self._caster.face_albedo.T).take(self.face.reshape(-1), axis=1)
 
     @cached_property
     def semantic(self) -> np.ndarray:
-        return self._caster.face_semantic[self.face]
+        return self._caster.face_semantic.take(self.face)
 
     @cached_property
     def instance(self) -> np.ndarray:
-        return self._caster.face_instance[self.face]
+        return self._caster.face_instance.take(self.face)
 
 
 def _scene(mesh: MeshSet) -> o3d.t.geometry.RaycastingScene:
     scene = o3d.t.geometry.RaycastingScene()
     if mesh.num_faces:
-        scene.add_triangles(o3d.core.Tensor(mesh.vertices), o3d.core.Tensor(mesh.faces.astype(np.uint32)))
+        scene.add_triangles(
+            o3d.core.Tensor.from_numpy(mesh.vertices), o3d.core.Tensor(mesh.faces.astype(np.uint32))
+        )
     return scene
 
 
@@ -97,20 +104,22 @@ class RayCaster:
         """
         shape = rays.shape[:-1]
         flat = np.ascontiguousarray(rays, np.float32).reshape(-1, 6)
-        out = self._static_scene.cast_rays(o3d.core.Tensor(flat), nthreads=self.nthreads)
+        out = self._static_scene.cast_rays(o3d.core.Tensor.from_numpy(flat), nthreads=self.nthreads)
         t = out["t_hit"].numpy()
         face = out["primitive_ids"].numpy().astype(np.int64)  # a miss is RaycastingScene.INVALID_ID
         normal = out["primitive_normals"].numpy()
         if self._agent_scene is not None:
             sel = None if agent_mask is None else np.flatnonzero(agent_mask.reshape(-1))
-            sub = flat if sel is None else flat[sel]
+            sub = flat if sel is None else flat.take(sel, axis=0)  # take: rows gathered ~4x faster than []
             if len(sub):
-                out_a = self._agent_scene.cast_rays(o3d.core.Tensor(sub), nthreads=self.nthreads)
+                out_a = self._agent_scene.cast_rays(o3d.core.Tensor.from_numpy(sub), nthreads=self.nthreads)
                 t_a = out_a["t_hit"].numpy()
-                nearer = np.flatnonzero(t_a < (t if sel is None else t[sel]))
-                rows = nearer if sel is None else sel[nearer]
-                t[rows] = t_a[nearer]
-                face[rows] = out_a["primitive_ids"].numpy()[nearer].astype(np.int64) + self.static.num_faces
-                normal[rows] = out_a["primitive_normals"].numpy()[nearer]
+                nearer = np.flatnonzero(t_a < (t if sel is None else t.take(sel)))
+                rows = nearer if sel is None else sel.take(nearer)
+                t[rows] = t_a.take(nearer)
+                face[rows] = (
+                    out_a["primitive_ids"].numpy().take(nearer).astype(np.int64) + self.static.num_faces
+                )
+                normal[rows] = out_a["primitive_normals"].numpy().take(nearer, axis=0)
         np.minimum(face, self.miss_face, out=face)  # misses -> the miss row
         return Hits(t.reshape(shape), face.reshape(shape), normal.reshape(*shape, 3), self)
