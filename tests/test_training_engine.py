@@ -55,7 +55,7 @@ def test_shipped_presets_validate():
         assert cfg.stage.context_frames == [0, 6, 12, 18] and cfg.stage.num_targets == 3
         assert cfg.loss.storm == 0.5
     plain = load_config(resolve_config_path("tiny_plain", "vae"), VaeTrainConfig)
-    assert plain.loss.storm == 0.0 and plain.stage.vae_decode_images == 24
+    assert plain.loss.storm == 0.0 and plain.stage.vae_decode_images == 6 * len(plain.stage.context_frames)
     assert load_config(resolve_config_path("full", "vae"), VaeTrainConfig).model.gradient_checkpointing
 
 
