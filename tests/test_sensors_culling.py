@@ -7,7 +7,7 @@ import pytest
 from cvd_sim.scenarios.categories import CATEGORIES
 
 import cvd_sim.sensors.renderer as renderer_module
-from cvd_sim.data.random_traffic import random_scenario
+from cvd_sim.bench.synth import random_rollout
 from cvd_sim.geometry.camera import CameraRig
 from cvd_sim.geometry.transforms import pose_from_xyz_yaw
 from cvd_sim.sensors.agent_meshes import agent_meshes, instance_paint
@@ -17,8 +17,6 @@ from cvd_sim.sensors.lidar import LidarSpec, lidar_rays, lidar_to_ego
 from cvd_sim.sensors.materials import agent_semantic_id
 from cvd_sim.sensors.renderer import RaycastRenderer, camera_rays_np
 from cvd_sim.sensors.scenario_map import map_geometry
-from cvd_sim.world.autopilot import Autopilot
-from cvd_sim.world.world import World
 
 H, W = 36, 64
 
@@ -91,19 +89,9 @@ def test_lidar_cull_keeps_every_beam_that_meets_a_box():
     assert mask.mean() < 0.5
 
 
-def _rollout(seed: int, frames: int):
-    scenario = random_scenario(seed, frames * 0.1 + 1.0)
-    world = World.from_scenario(scenario, with_expert=False)
-    pilot = Autopilot(world)
-    snaps = [world.snapshot()]
-    while len(snaps) < frames:
-        snaps.append(world.step(pilot(world)))
-    return scenario, snaps
-
-
 @pytest.mark.parametrize("brushing_car", [False, True])
 def test_culled_agent_casts_render_the_same_bytes_as_full_casts(monkeypatch, brushing_car):
-    scenario, snaps = _rollout(3, 3)
+    scenario, snaps = random_rollout(3, 3)
     renderer = RaycastRenderer(map_geometry(scenario.map), text="A rainy night-time drive.", seed=3)
     rig = CameraRig.nuscenes(H, W)
     spec = LidarSpec(azimuth_steps=540)

@@ -48,7 +48,8 @@ def register(subparsers) -> None:
     parser.set_defaults(func=handler)
 
 
-def _rollout(seed: int, frames: int):
+def random_rollout(seed: int, frames: int):
+    """A random SynthDrive scenario driven by the autopilot -> (scenario, `frames` world snapshots)."""
     scenario = random_scenario(seed, frames * 0.1 + 1.0)
     world = World.from_scenario(scenario, with_expert=False)
     pilot = Autopilot(world)
@@ -70,7 +71,7 @@ def _interleaved_times(fns, repeats: int) -> list[list[float]]:
 
 
 def measure(height: int, width: int, frames: int, repeats: int, threads: int, seed: int) -> dict:
-    scenario, snaps = _rollout(seed, frames)
+    scenario, snaps = random_rollout(seed, frames)
     rig = CameraRig.nuscenes(height, width)
     spec = LidarSpec()
     start = time.perf_counter()
