@@ -40,6 +40,8 @@ class EnvConfig(BaseModel):
     scenario: ScenarioRef | list[ScenarioRef] = "builder:stalled_vehicle"
     backend: str = "raycast"
     backend_options: dict[str, Any] = {}
+    # a vector env's slots sharded over this many processes, each batching its share (1 = in process)
+    backend_workers: Annotated[int, Field(ge=1, le=64)] = 1
     control: Literal["accel_steer", "waypoints"] = "accel_steer"
     num_waypoints: Annotated[int, Field(ge=1, le=64)] = 8
     waypoint_interval: Annotated[float, Field(gt=0, le=5.0)] = 0.5

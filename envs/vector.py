@@ -1,5 +1,6 @@
 """`DrivingVectorEnv`: N driving envs in one process sharing one N-slot render backend, so each step renders
-all envs with one batched `backend.render` call (the world-model backend batches its DiT there).
+all envs with one batched `backend.render` call (the world-model backend batches its DiT there). With
+`backend_workers` K > 1 the slots are sharded over K processes (`ShardedBackend`), each batching its share.
 
 Same semantics as `gymnasium.vector.SyncVectorEnv` with `AutoresetMode.NEXT_STEP`: the step after an env's
 episode ends resets that env (its action is ignored, reward 0, not terminated/truncated).
@@ -14,6 +15,7 @@ import numpy as np
 from cvd_sim.envs.backend import make_backend
 from cvd_sim.envs.config import EnvConfig
 from cvd_sim.envs.driving_env import DrivingEnv, _as_config, camera_rig
+from cvd_sim.envs.sharded_backend import ShardedBackend
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
@@ -42,9 +44,12 @@ class DrivingVectorEnv(VectorEnv):
         self.copy = copy
         self.render_mode = render_mode
         rig = camera_rig(cfg)
-        self.backend = (
-            make_backend(cfg.backend, rig, self.num_envs, cfg.backend_options) if cfg.sensors else None
-        )
+        self.backend = None
+        if cfg.sensors and cfg.backend_workers > 1:
+            workers = min(cfg.backend_workers, self.num_envs)
+            self.backend = ShardedBackend(cfg.backend, rig, self.num_envs, cfg.backend_options, workers)
+        elif cfg.sensors:
+            self.backend = make_backend(cfg.backend, rig, self.num_envs, cfg.backend_options)
         self.envs = [
             DrivingEnv(cfg, render_mode=render_mode, shared_backend=self.backend, slot=i)
             for i in range(self.num_envs)

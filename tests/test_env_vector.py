@@ -1,9 +1,12 @@
 """Vector envs: the native batched DrivingVectorEnv equals single envs (and SyncVectorEnv) step for step,
-renders all envs in one backend call, and the env also runs under AsyncVectorEnv."""
+renders all envs in one backend call, equals them when its slots are sharded over processes, and the env
+also runs under AsyncVectorEnv."""
 
 import gymnasium as gym
 import numpy as np
+import pytest
 from cvd_sim.envs.driving_env import DrivingEnv
+from cvd_sim.envs.sharded_backend import ShardedBackend
 from cvd_sim.envs.vector import DrivingVectorEnv
 
 CFG = {"image_height": 16, "image_width": 32, "max_steps": 6, "scenario": "builder:stalled_vehicle"}
@@ -65,6 +68,18 @@ def test_native_and_sync_vector_env_of_three_equal_three_single_envs():
     _compare(
         gym.vector.SyncVectorEnv([lambda: DrivingEnv(**CFG) for _ in range(3)]), history, actions, seed=5
     )
+    sharded = DrivingVectorEnv(3, backend_workers=2, **CFG)  # slots 0, 2 in one process, slot 1 in another
+    try:
+        assert isinstance(sharded.backend, ShardedBackend)
+        _compare(sharded, history, actions, seed=5)
+    finally:
+        sharded.close()
+
+
+def test_sharded_backend_reports_a_worker_error_with_the_bad_field():
+    with pytest.raises(RuntimeError, match="backend worker 0 failed") as err:
+        DrivingVectorEnv(2, backend_workers=2, backend_options={"no_such_option": 1}, **CFG)
+    assert "no_such_option" in str(err.value)
 
 
 def test_make_vec_uses_the_native_vector_env_and_async_runs():

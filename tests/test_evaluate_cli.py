@@ -77,3 +77,6 @@ def test_bench_env_reports_breakdown_and_vector_throughput(tmp_path):
     parts = ms["dynamics"] + ms["traffic"] + ms["metrics"] + ms["sensors"] + ms["env_overhead"]
     assert parts == pytest.approx(ms["total"]) and ms["sensors"] > 0 and ms["metrics"] > 0
     assert set(data["vector_steps_per_s"]) == {"1", "2"}
+    assert all(
+        v["native"] > 0 and v["sharded"] > 0 and v["sync"] > 0 for v in data["vector_steps_per_s"].values()
+    )

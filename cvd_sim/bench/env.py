@@ -15,6 +15,7 @@ run, measures each speed technique by switching it off, and reports the peak res
 from __future__ import annotations
 
 import json
+import os
 import resource
 import time
 from collections import defaultdict
@@ -121,17 +122,29 @@ def step_breakdown(config, steps: int, warmup: int = 0) -> dict[str, float]:
     return result
 
 
-def vector_throughput(config, num_envs: int, steps: int, native: bool) -> tuple[float, float]:
+VECTOR_KINDS = ("native", "sharded", "sync")
+
+
+def shard_workers(num_envs: int) -> int:
+    """Processes of the "sharded" vector env: one per core, at most one per env."""
+    return min(num_envs, os.cpu_count() or 1)
+
+
+def vector_throughput(config, num_envs: int, steps: int, kind: str) -> tuple[float, float]:
     """(env steps per second, CPU ms of this process per env step) of a vector env of `num_envs` under a
-    constant gentle action (auto-resetting). The CPU time (all threads) is the work done, which a loaded
-    machine does not inflate the way it inflates wall time."""
+    constant gentle action (auto-resetting). kind: "native" = `DrivingVectorEnv` (one batched backend),
+    "sharded" = the same with its slots over one process per core (`backend_workers`), "sync" = gymnasium's
+    `SyncVectorEnv` of single envs. The CPU time (all threads) is the work done, which a loaded machine does
+    not inflate the way it inflates wall time; for "sharded" it misses the workers' share (NaN)."""
     import gymnasium as gym
 
     from cvd_sim.envs.driving_env import DrivingEnv
     from cvd_sim.envs.vector import DrivingVectorEnv
 
-    if native:
+    if kind == "native":
         venv = DrivingVectorEnv(num_envs, config)
+    elif kind == "sharded":
+        venv = DrivingVectorEnv(num_envs, config, backend_workers=shard_workers(num_envs))
     else:
         venv = gym.vector.SyncVectorEnv([lambda: DrivingEnv(config) for _ in range(num_envs)])
     venv.reset(seed=0)
@@ -143,7 +156,8 @@ def vector_throughput(config, num_envs: int, steps: int, native: bool) -> tuple[
         venv.step(action)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     venv.close()
-    return num_envs * steps / elapsed, 1000.0 * cpu / (num_envs * steps)
+    cpu_ms = float("nan") if kind == "sharded" else 1000.0 * cpu / (num_envs * steps)
+    return num_envs * steps / elapsed, cpu_ms
 
 
 def peak_rss_mb() -> float:
@@ -210,7 +224,7 @@ def handler(args) -> int:
     except EnvConfigError as err:
         raise UserError(str(err)) from None
 
-    runs = 1 + 2 * len(sizes) + (2 if worldmodel else 0)
+    runs = 1 + len(VECTOR_KINDS) * len(sizes) + (2 if worldmodel else 0)
     paper = techniques = None
     with tqdm(total=runs, desc="bench env", unit="run") as bar:
         breakdown = step_breakdown(config, args.steps, warmup=1 if worldmodel else 0)
@@ -228,8 +242,11 @@ def handler(args) -> int:
         vector = {}
         for n in sizes:
             vector[n] = {}
-            for kind in ("native", "sync"):
-                rate, cpu_ms = vector_throughput(config, n, max(args.steps // n, 5), kind == "native")
+            for kind in VECTOR_KINDS:
+                if kind == "sharded" and shard_workers(n) == 1:  # the same env as "native"
+                    rate, cpu_ms = vector[n]["native"], float("nan")
+                else:
+                    rate, cpu_ms = vector_throughput(config, n, max(args.steps // n, 5), kind)
                 vector[n][kind], vector[n][kind + "_cpu_ms"] = rate, cpu_ms
                 bar.update()
     peak = peak_rss_mb()
@@ -265,16 +282,21 @@ def handler(args) -> int:
     base = vector[sizes[0]]["native"]
     base_cpu = vector[sizes[0]]["native_cpu_ms"]
     print(
-        f"\n{'N':>3s} {'native steps/s':>15s} {'sync steps/s':>13s} {'native/sync':>12s} "
-        f"{'native vs N=' + str(sizes[0]):>14s} {'native CPU ms/step':>18s} {'CPU work vs N=' + str(sizes[0]):>16s}"
+        f"\n{'N':>3s} {'native steps/s':>15s} {'sharded steps/s':>16s} {'sync steps/s':>13s} "
+        f"{'native vs N=' + str(sizes[0]):>14s} {'sharded vs N=' + str(sizes[0]):>15s} "
+        f"{'native CPU ms/step':>18s} {'CPU work vs N=' + str(sizes[0]):>16s}"
     )
     for n in sizes:
         v = vector[n]
         print(
-            f"{n:3d} {v['native']:15.2f} {v['sync']:13.2f} {v['native'] / v['sync']:12.2f} "
-            f"{v['native'] / base:14.2f} {v['native_cpu_ms']:18.1f} {base_cpu / v['native_cpu_ms']:16.2f}"
+            f"{n:3d} {v['native']:15.2f} {v['sharded']:16.2f} {v['sync']:13.2f} {v['native'] / base:14.2f} "
+            f"{v['sharded'] / base:15.2f} {v['native_cpu_ms']:18.1f} {base_cpu / v['native_cpu_ms']:16.2f}"
         )
-    print(f"\npeak resident memory: {peak:.0f} MB")
+    print(
+        f"sharded: the envs' slots over {shard_workers(max(sizes))} processes (backend_workers), one per core"
+    )
+    worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    print(f"\npeak resident memory: {peak:.0f} MB (largest sharded worker: {worker_peak:.0f} MB)")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         data = {
@@ -285,6 +307,7 @@ def handler(args) -> int:
             "ms_per_step": breakdown,
             "vector_steps_per_s": {str(n): v for n, v in vector.items()},
             "peak_rss_mb": peak,
+            "peak_rss_mb_sharded_worker": worker_peak,
         }
         if paper is not None:
             data.update(
