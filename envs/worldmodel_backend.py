@@ -170,6 +170,7 @@ class WorldModelBackend:
                 opts.cfg_single_forward,
                 self.cpu_bf16,
                 opts.reference_cache,
+                opts.shift,
             )[:, 0]
 
     def _depth(self, slots: list[SlotHistory]) -> torch.Tensor:

@@ -11,7 +11,7 @@ from cvd_sim.envs.worldmodel_random import save_random_world_model
 
 # name -> (what is compared, options with the technique ON, options with it OFF), both over the fast defaults
 TECHNIQUES: dict[str, tuple[str, dict, dict]] = {
-    "few-step sampling": ("4 steps vs 50", {}, {"num_steps": 50}),
+    "few-step sampling": ("3 steps vs 50", {}, {"num_steps": 50}),
     "CFG off": ("no guidance vs CFG 3.5 (batched branches)", {}, {"guidance_scale": 3.5}),
     "CFG single forward": (
         "CFG 3.5: cond+uncond in one batched forward vs two forwards",

@@ -28,11 +28,14 @@ def sample_frames(
     single_forward: bool = True,
     cpu_bf16: bool = False,
     reference_cache: bool | None = None,
+    shift: float | None = None,
 ) -> torch.Tensor:
     """references [B, k, V, C, h, w] (clean, timestep 0) or None, noise [B, n, V, C, h, w]; `cond` covers the
     k + n frames -> the n new latent frames [B, n, V, C, h, w]. `dit` is `model.dit` or a compiled wrapper.
     The DiT runs under bfloat16 autocast on CUDA, and on CPU with `cpu_bf16`. reference_cache: run the
-    references once per call and only the new frames per step (causal DiT only; None = when causal)."""
+    references once per call and only the new frames per step (causal DiT only; None = when causal).
+    shift: the timestep shift of the Euler schedule, σ' = shift·σ / (1 + (shift - 1)·σ), which spends the few
+    steps nearer pure noise for shift > 1 (None = the model's scheduler config)."""
     k = 0 if references is None else references.shape[1]
     device = model.device
     refs = None if references is None else references.to(device)
@@ -50,7 +53,8 @@ def sample_frames(
             branches = [WindowDenoiser(dit, DiTConditions.concat(cond, uncond), both_refs, cache, autocast)]
         else:
             branches = [WindowDenoiser(dit, c, refs, cache, autocast) for c in (cond, uncond)]
-    scheduler = FlowMatchEulerDiscreteScheduler.from_config(model.scheduler.config)
+    overrides = {} if shift is None else {"shift": shift}
+    scheduler = FlowMatchEulerDiscreteScheduler.from_config(model.scheduler.config, **overrides)
     scheduler.set_timesteps(num_steps, device=device)
     for step in scheduler.timesteps:
         if not use_cfg:

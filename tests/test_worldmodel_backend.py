@@ -224,3 +224,36 @@ def test_cpu_bf16_autocast_stays_close_to_float32(model_folder):
     both = (bf16[1] > 0) & (fp32[1] > 0)  # splatted depth: a few pixels near the sky threshold may flip
     assert np.mean((bf16[1] > 0) != (fp32[1] > 0)) < 0.01
     np.testing.assert_allclose(bf16[1][both], fp32[1][both], rtol=0.02)
+
+
+def test_shifted_schedule_is_the_pipeline_with_a_shifted_scheduler():
+    """`shift` samples like the pipeline whose scheduler has that shift; its sigmas are s·σ / (1 + (s - 1)·σ)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    model = random_world_model(seed=1, micro=True)
+    b, t, v, h, w = 1, 3, 2, 32, 64
+    cond = WorldConditions(
+        prompt="dusk",
+        intrinsics=torch.tensor([[40.0, 0, 32], [0, 40, 16], [0, 0, 1]]).expand(b, t, v, 3, 3),
+        cam_to_ego=torch.eye(4).expand(b, t, v, 4, 4),
+        ego_to_world=torch.eye(4).repeat(b, t, 1, 1),
+        height=h,
+        width=w,
+    )
+    refs = torch.randn(b, 2, v, 16, 4, 8, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(b, t, v, 16, 4, 8, generator=torch.Generator().manual_seed(7))[:, 2:]
+    hidden, pooled = model.encode_prompt(cond.prompts())
+    dit_cond = DiTConditions(text_hidden=hidden, text_pooled=pooled, **cond.window(0, t))
+    plain = sample_frames(model, model.dit, dit_cond, refs, noise, 4, 1.0)
+    shifted = sample_frames(model, model.dit, dit_cond, refs, noise, 4, 1.0, shift=3.0)
+    assert (plain - shifted).abs().max() > 1e-3  # the schedule matters
+    model.scheduler = FlowMatchEulerDiscreteScheduler.from_config(model.scheduler.config, shift=3.0)
+    expected = model.generate(cond, refs, 4, 1.0, torch.Generator().manual_seed(7))[:, 2:]
+    torch.testing.assert_close(shifted, expected, rtol=1e-4, atol=1e-4)
+    model.scheduler.set_timesteps(4)
+    sigma = torch.linspace(
+        1.0, model.scheduler.sigma_min, 4, dtype=torch.float64
+    )  # diffusers' grid, then shifted
+    torch.testing.assert_close(
+        model.scheduler.sigmas[:-1].double(), 3 * sigma / (1 + 2 * sigma), atol=1e-6, rtol=0
+    )

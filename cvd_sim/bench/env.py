@@ -233,7 +233,7 @@ def handler(args) -> int:
             from cvd_sim.envs.worldmodel_options import WorldModelOptions
 
             paper_options = WorldModelOptions.paper().model_dump(
-                include={"num_steps", "guidance_scale", "depth", "depth_context"}
+                include={"num_steps", "shift", "guidance_scale", "depth", "depth_context"}
             )
             paper = step_breakdown(_with_options(config, **paper_options), args.paper_steps, warmup=1)
             bar.update()
