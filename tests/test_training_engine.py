@@ -57,6 +57,12 @@ def test_shipped_presets_validate():
     plain = load_config(resolve_config_path("tiny_plain", "vae"), VaeTrainConfig)
     assert plain.loss.storm == 0.0 and plain.stage.vae_decode_images == 6 * len(plain.stage.context_frames)
     assert load_config(resolve_config_path("full", "vae"), VaeTrainConfig).model.gradient_checkpointing
+    # the continuation resumes the tiny run in place with only a longer schedule
+    tiny = load_config(resolve_config_path("tiny", "vae"), VaeTrainConfig)
+    more = load_config(resolve_config_path("tiny_continue", "vae"), VaeTrainConfig)
+    assert more.run.out_dir == tiny.run.out_dir and more.run.max_steps > tiny.run.max_steps
+    assert more.model_dump(exclude={"run"}) == tiny.model_dump(exclude={"run"})
+    assert more.run.model_dump(exclude={"max_steps"}) == tiny.run.model_dump(exclude={"max_steps"})
 
 
 @pytest.mark.parametrize(
