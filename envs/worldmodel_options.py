@@ -30,7 +30,7 @@ class WorldModelOptions(BaseModel):
     num_steps: Annotated[int, Field(ge=1, le=1000)] = 3
     # timestep shift of the sampling schedule (None = the model's own scheduler, shift 1 for the shipped one).
     # A large shift spends the few steps near pure noise, where the frame's layout is decided: closed-loop PSNR
-    # at 3 steps 20.84 dB with shift 10 against 19.68 with 3 (`cvd-sim evaluate --fidelity`, session-3 model)
+    # at 3 steps 20.84 dB with shift 10 against 19.68 with 3 (`agents.fidelity.run_fidelity`, session-3 model)
     shift: Annotated[float, Field(gt=0)] | None = 10.0
     guidance_scale: Annotated[float, Field(ge=0)] = 1.0  # <= 1 turns classifier-free guidance off
     cfg_single_forward: bool = True  # conditional and unconditional branches in one batched forward

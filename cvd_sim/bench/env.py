@@ -295,8 +295,7 @@ def handler(args) -> int:
     print(
         f"sharded: the envs' slots over {shard_workers(max(sizes))} processes (backend_workers), one per core"
     )
-    worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    print(f"\npeak resident memory: {peak:.0f} MB (largest sharded worker: {worker_peak:.0f} MB)")
+    print(f"\npeak resident memory: {peak:.0f} MB")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         data = {
@@ -307,7 +306,6 @@ def handler(args) -> int:
             "ms_per_step": breakdown,
             "vector_steps_per_s": {str(n): v for n, v in vector.items()},
             "peak_rss_mb": peak,
-            "peak_rss_mb_sharded_worker": worker_peak,
         }
         if paper is not None:
             data.update(
