@@ -9,6 +9,7 @@ from test_splat_oracle import oracle_rasterize, random_scene
 import cvd_sim.splat.composite_no_grad as composite_no_grad
 from cvd_sim.splat import rasterize
 from cvd_sim.splat.composite import RasterizeToPixels
+from cvd_sim.splat.composite_numba import RasterizeToPixelsNumba
 from cvd_sim.splat.projection import project_gaussians
 from cvd_sim.splat.tiles import plan_tiles, sortable_bits
 
@@ -54,7 +55,7 @@ def test_no_grad_path_matches_oracle_and_skips_autograd(monkeypatch, mode):
     def fail(*args):
         raise AssertionError("the autograd compositing ran although no gradient is needed")
 
-    monkeypatch.setattr(RasterizeToPixels, "apply", fail)
+    monkeypatch.setattr(RasterizeToPixelsNumba, "apply", fail)
     scene = _layered_scene(torch.float64)
     leaves = [t.clone().requires_grad_(True) for t in scene[:5]]
     with torch.no_grad():  # inputs that require grad, but grad mode is off

@@ -9,9 +9,10 @@ import pytest
 import torch
 import yaml
 from cvd_sim.training.engine import StepSampler, cosine_with_warmup, load_config, resolve_config_path
-from cvd_sim.training.vae_trainer import VaeTrainConfig, train_vae
+from cvd_sim.training.vae_trainer import VaeTrainConfig, build_model, train_vae
 
 from cvd_sim.cli import UserError, main
+from cvd_sim.models.storm_vae import StormVAE
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_vae_analytic_scene import AnalyticClips
@@ -63,6 +64,25 @@ def test_shipped_presets_validate():
     assert more.run.out_dir == tiny.run.out_dir and more.run.max_steps > tiny.run.max_steps
     assert more.model_dump(exclude={"run"}) == tiny.model_dump(exclude={"run"})
     assert more.run.model_dump(exclude={"max_steps"}) == tiny.run.model_dump(exclude={"max_steps"})
+    # stage 1b trains the decoders of the continued model with its encoder frozen
+    dec = load_config(resolve_config_path("tiny_decoders", "vae"), VaeTrainConfig)
+    assert dec.model.freeze_encoder and dec.model.init_from == Path(tiny.run.out_dir) / "final"
+    assert dec.run.out_dir != tiny.run.out_dir and dec.loss == more.loss and dec.stage == more.stage
+
+
+def test_frozen_encoder_stays_put_while_the_decoders_train(tmp_path):
+    path = write_config(tmp_path, "frozen", max_steps=2)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["model"]["freeze_encoder"] = True
+    path.write_text(yaml.safe_dump(cfg))
+    train_vae(path, dataset=AnalyticClips(num_clips=2))
+    torch.manual_seed(0)  # train_vae seeds the initial weights with run.seed (0)
+    start = build_model(load_config(path, VaeTrainConfig).model)
+    assert not any(p.requires_grad for p in start.vae.encoder.parameters())
+    trained = StormVAE.from_pretrained(tmp_path / "frozen" / "final")
+    for name, value in start.state_dict().items():
+        same = torch.equal(value, trained.state_dict()[name])
+        assert same == name.startswith("vae.encoder."), name  # only the encoder is unchanged
 
 
 @pytest.mark.parametrize(

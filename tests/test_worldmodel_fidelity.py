@@ -58,3 +58,18 @@ def test_evaluate_fidelity_cli_writes_scores_and_plot(tmp_path):
     assert len(data["per_step"]["fast"]["psnr"]) == 2 and 0 < data["summary"]["fast"]["psnr"] < 60
     assert (out / "fidelity_drift.png").stat().st_size > 1000
     assert main([*args, "--settings", "best", "--out", str(out)]) == 2
+
+
+def test_evaluate_fidelity_option_overrides_the_fast_settings(tmp_path, capsys):
+    folder = save_random_world_model(tmp_path / "wm", micro=True)
+    out = tmp_path / "fid"
+    args = ["evaluate", "--fidelity", "--model", str(folder), "--fidelity-steps", "1", "--size", "32x64"]
+    args += ["--settings", "fast", "--out", str(out)]
+    assert main([*args, "--option", "num_steps=2", "--option", "shift=none"]) == 0
+    options = json.loads((out / "fidelity.json").read_text())["fast_options"]
+    assert options["num_steps"] == 2 and options["shift"] is None and options["depth_context"] == 3
+    assert "num_steps=2, shift=None" in capsys.readouterr().out
+    assert main([*args, "--option", "num_steps=zero"]) == 2
+    assert "--option num_steps" in capsys.readouterr().err
+    assert main([*args, "--option", "bogus=1"]) == 2
+    assert "KEY one of" in capsys.readouterr().err

@@ -27,6 +27,9 @@ class ModelSection(BaseModel):
     vae: dict[str, Any] = Field(default_factory=dict, description="AutoencoderKL config overrides")
     decoder: dict[str, Any] = Field(default_factory=dict, description="GaussianDecoder config overrides")
     gradient_checkpointing: bool = False
+    freeze_encoder: bool = Field(
+        False, description="train the decoders only: the latents, and a DiT trained on them, stay valid"
+    )
 
 
 class DataSection(BaseModel):
@@ -89,6 +92,8 @@ def build_model(section: ModelSection) -> StormVAE:
         )
     if section.gradient_checkpointing:
         model.enable_gradient_checkpointing()
+    if section.freeze_encoder:
+        model.vae.encoder.requires_grad_(False)
     return model
 
 

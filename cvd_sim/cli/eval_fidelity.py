@@ -25,6 +25,39 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--settings", default="fast,paper", help="--fidelity: sampling settings to score (fast, paper)"
     )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="--fidelity: override a WorldModelOptions field of the fast settings, e.g. num_steps=4 (repeatable; "
+        "VALUE none = None)",
+    )
+
+
+def fast_options(overrides: list[str]):
+    """WorldModelOptions() with `--option KEY=VALUE` overrides applied, validated like the env's options."""
+    from pydantic import ValidationError
+
+    from cvd_sim.envs.worldmodel_options import WorldModelOptions
+
+    fields = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if (
+            not sep
+            or key.strip() not in WorldModelOptions.model_fields
+            or key.strip() in ("model", "compile")
+        ):
+            known = ", ".join(k for k in WorldModelOptions.model_fields if k not in ("model", "compile"))
+            raise UserError(f"--option {item!r}: expected KEY=VALUE with KEY one of {known}")
+        fields[key.strip()] = None if value.strip().lower() in ("none", "null") else value.strip()
+    try:
+        return WorldModelOptions(**fields)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"--option {field}: {first['msg']}") from None
 
 
 def fidelity_handler(args) -> int:
@@ -42,6 +75,7 @@ def fidelity_handler(args) -> int:
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     if not settings or any(s not in SETTINGS for s in settings):
         raise UserError(f"--settings: choose from {', '.join(SETTINGS)}, got {args.settings!r}")
+    fast = fast_options(args.option)
     spec = (args.planner or ["idm"])[0]
     planner = planner_from_arg(spec)
     try:
@@ -66,7 +100,7 @@ def fidelity_handler(args) -> int:
         model = WorldModel.from_pretrained(folder)
     except FileNotFoundError as err:
         raise UserError(f"--model: {err}") from None
-    options = {"fast": WorldModelOptions(), "paper": WorldModelOptions.paper()}
+    options = {"fast": fast, "paper": WorldModelOptions.paper()}
 
     def factory(name: str):
         fields = options[name].model_dump(exclude={"model", "compile"})
@@ -82,6 +116,8 @@ def fidelity_handler(args) -> int:
     print(
         f"fidelity vs raycast ground truth: {scenario.name}, planner {spec}, {height}x{width}, {model_note}"
     )
+    fast_fields = fast.model_dump(include={"num_steps", "shift", "guidance_scale", "depth", "depth_context"})
+    print("fast settings: " + ", ".join(f"{k}={v}" for k, v in fast_fields.items()))
     print(
         f"{'setting':8s} {'PSNR':>7s} {'SSIM':>6s} {'AbsRel':>7s} {'d<1.25':>7s} {'PSNR/step':>10s} {'AbsRel/step':>12s}"
     )
@@ -96,6 +132,7 @@ def fidelity_handler(args) -> int:
         "size": [height, width],
         "model": model_note,
         "steps": len(next(iter(traces.values())).per_step["psnr"]),
+        "fast_options": fast.model_dump(exclude={"model", "compile"}),
         "summary": summary,
         "per_step": {name: {m: t.per_step[m] for m in METRICS} for name, t in traces.items()},
     }

@@ -1,4 +1,5 @@
-"""Front-to-back alpha compositing of 2D Gaussians in plain torch, with a hand-written backward.
+"""Front-to-back alpha compositing of 2D Gaussians in plain torch, with a hand-written backward: the reference
+that `composite_numba.RasterizeToPixelsNumba` (what `rasterize` runs on the CPU) is tested against.
 
 The forward walks the tiles with `walk_passes` and keeps each pass's contributing (Gaussian, pixel) pairs for
 the backward (or recomputes them there when there are too many). The pairs of a tile entry are contiguous, so

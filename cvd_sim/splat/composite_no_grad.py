@@ -1,4 +1,5 @@
-"""Forward-only compositing, for when no gradient is needed: `walk_passes` blended straight into the image.
+"""Forward-only compositing, for when no gradient is needed: `walk_passes` blended straight into the image (the
+plain-torch reference of `composite_numba.composite_numba`).
 
 Gives the same values as `RasterizeToPixels` (bit for bit: the same walk, and each pixel sums the same
 products in the same depth order; non-contributing candidates add exact zeros) but keeps nothing for a

@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from cvd_sim.splat.composite import RasterizeToPixels
-from cvd_sim.splat.composite_no_grad import composite_no_grad
+from cvd_sim.splat.composite_numba import RasterizeToPixelsNumba, composite_numba
 from cvd_sim.splat.projection import project_gaussians
-from cvd_sim.splat.tiles import plan_tiles
+from cvd_sim.splat.projection_numba import project_gaussians_numba
+from cvd_sim.splat.tiles_numba import plan_tiles_numba
 
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
 
@@ -57,8 +57,9 @@ def rasterize(
     The torch path reports radius = ceil(3.33·sqrt(λmax)) for both axes (gsplat may report tighter
     per-axis boxes; rendered pixels do not depend on it). It runs on the CPU: inputs on another device
     without gsplat are moved there and the results moved back (gradients flow through the moves).
-    When no gradient is needed (grad mode off, or no input requires grad) the CPU path composites without
-    keeping anything for a backward, with the same results; "D" and "ED" never touch the colours.
+    The CPU path composites with compiled kernels (numba; their plain-torch references are in `composite`
+    and `composite_no_grad`, equal to float rounding). When no gradient is needed (grad mode off, or no input
+    requires grad) it also projects with a kernel; "D" and "ED" never touch the colours.
     """
     if render_mode not in RENDER_MODES:
         raise ValueError(f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
@@ -93,7 +94,10 @@ def _rasterize_torch(
     """CPU path of `rasterize` (same arguments, already on the CPU)."""
     batch = viewmats.shape[:-3]
     n_cameras, n = viewmats.shape[-3], means.shape[-2]
-    proj = project_gaussians(means, quats, scales, opacities, viewmats, Ks, width, height, near, far, eps2d)
+    inputs = (means, quats, scales, opacities, colors, viewmats, Ks)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+    project = project_gaussians if needs_grad else project_gaussians_numba
+    proj = project(means, quats, scales, opacities, viewmats, Ks, width, height, near, far, eps2d)
 
     if render_mode in ("D", "ED"):
         feats = proj.depths.unsqueeze(-1)
@@ -109,12 +113,11 @@ def _rasterize_torch(
     conics = proj.conics.reshape(-1, 3)
     opac = proj.opacities.reshape(-1)
     feats_flat = feats.reshape(-1, feats.shape[-1])
-    plan = plan_tiles(
+    plan = plan_tiles_numba(
         means2d.detach(), conics.detach(), opac.detach(), proj.depths.reshape(-1).detach(),
         proj.valid.reshape(-1), n, width, height,
     )  # fmt: skip
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (means2d, conics, feats_flat, opac))
-    composite = RasterizeToPixels.apply if needs_grad else composite_no_grad
+    composite = RasterizeToPixelsNumba.apply if needs_grad else composite_numba
     color, alphas = composite(means2d, conics, feats_flat, opac, plan, flat_cams, width, height)
     color = color.reshape(*batch, n_cameras, height, width, -1)
     alphas = alphas.reshape(*batch, n_cameras, height, width, 1)
