@@ -1,20 +1,27 @@
-"""The fast sensor kernels (ray setup, shading in row chunks on threads, LiDAR points) against plain references."""
+"""The fast sensor kernels (ray setup, compiled shading in row chunks on threads, LiDAR points) against plain
+references."""
 
 from __future__ import annotations
 
 import numpy as np
+import open3d as o3d
 import pytest
 import trimesh
+from sensors_numpy_lidar import lidar_points_numpy
+from sensors_numpy_shading import remainder as numpy_remainder
+from sensors_numpy_shading import shade_numpy
 
 import cvd_sim.sensors.parallel as parallel
 from cvd_sim.geometry.camera import CameraRig
 from cvd_sim.geometry.transforms import pose_from_xyz_yaw
+from cvd_sim.sensors.culling import camera_agent_mask
 from cvd_sim.sensors.lidar import LidarSpec, lidar_points, lidar_rays, lidar_to_ego
 from cvd_sim.sensors.materials import SEMANTIC_ID, SEMANTIC_REFLECTIVITY, SEMANTIC_TEXTURE
 from cvd_sim.sensors.mesh_set import MeshSet
 from cvd_sim.sensors.renderer import RaycastRenderer, camera_rays_np
 from cvd_sim.sensors.shading import SRGB_LUT, shade
-from cvd_sim.sensors.texture import WINDOW_LIGHT, WINDOW_TINT, _remainder, noise_image
+from cvd_sim.sensors.shading_kernel import remainder
+from cvd_sim.sensors.texture import WINDOW_LIGHT, WINDOW_TINT, noise_image
 
 H, W = 32, 56
 TEXTS = ("A clear daytime drive.", "A rainy night-time drive.", "A cloudy dusk drive.")
@@ -112,6 +119,20 @@ def test_shading_matches_plain_formula(text):
 
 
 @pytest.mark.parametrize("text", TEXTS)
+def test_compiled_shading_matches_its_numpy_reference(text):
+    renderer = _renderer(text)
+    rig = CameraRig.nuscenes(H, W)
+    for yaw in np.linspace(0.0, 2 * np.pi, 4, endpoint=False):
+        cam_to_world = pose_from_xyz_yaw(1.0, 0.5, 0.0, yaw) @ rig.cam_to_ego
+        rays = camera_rays_np(rig.intrinsics, cam_to_world, H, W)
+        hits = renderer.caster.cast(rays)
+        rgb = shade(hits, rays, renderer.lighting, renderer._radiance)
+        expected = shade_numpy(hits, rays, renderer.lighting, renderer._radiance)
+        diff = np.abs(rgb.astype(int) - expected)
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # exp and the sun's dot product: float rounding
+
+
+@pytest.mark.parametrize("text", TEXTS)
 def test_row_chunks_on_threads_give_identical_images(text, monkeypatch):
     renderer = _renderer(text)
     rig = CameraRig.nuscenes(H, W)
@@ -178,7 +199,52 @@ def test_lidar_rays_and_points_match_plain_formula():
     np.testing.assert_array_equal(ids, hits.instance[keep])
 
 
-def test_fast_remainder_matches_numpy_bit_for_bit():
+def test_compiled_lidar_points_match_their_numpy_reference_bit_for_bit():
+    renderer = _renderer(TEXTS[0])
+    spec = LidarSpec()
+    for x, yaw in [(0.0, 0.0), (4.0, 2.0)]:
+        rays = lidar_rays(spec, pose_from_xyz_yaw(x, 1.0, 0.0, yaw) @ lidar_to_ego())
+        hits = renderer.caster.cast(rays)
+        points, ids = lidar_points(hits, spec, rays)
+        expected_points, expected_ids = lidar_points_numpy(hits, spec, rays)
+        assert (ids >= 0).any() and (ids == -1).any()  # agents and static world in the sweep
+        assert points.dtype == expected_points.dtype and ids.dtype == expected_ids.dtype
+        assert points.tobytes() == expected_points.tobytes() and ids.tobytes() == expected_ids.tobytes()
+
+
+def _numpy_cast(caster, rays: np.ndarray, agent_mask: np.ndarray | None):
+    """Two-level first hits merged in plain numpy (the reference of `hit_merge`) -> t, face, normal (flat)."""
+    flat = np.ascontiguousarray(rays, np.float32).reshape(-1, 6)
+    out = caster._static_scene.cast_rays(o3d.core.Tensor.from_numpy(flat))
+    t, normal = out["t_hit"].numpy(), out["primitive_normals"].numpy()
+    face = out["primitive_ids"].numpy().astype(np.int64)
+    sel = np.arange(len(flat)) if agent_mask is None else np.flatnonzero(agent_mask.reshape(-1))
+    out_a = caster._agent_scene.cast_rays(o3d.core.Tensor.from_numpy(flat[sel]))
+    nearer = np.flatnonzero(out_a["t_hit"].numpy() < t[sel])
+    rows = sel[nearer]
+    t[rows] = out_a["t_hit"].numpy()[nearer]
+    face[rows] = out_a["primitive_ids"].numpy()[nearer].astype(np.int64) + caster.static.num_faces
+    normal[rows] = out_a["primitive_normals"].numpy()[nearer]
+    return t, np.minimum(face, caster.miss_face), normal
+
+
+def test_compiled_hit_merge_matches_its_numpy_reference_bit_for_bit():
+    renderer = _renderer(TEXTS[0])
+    rig = CameraRig.nuscenes(H, W)
+    cam_to_world = pose_from_xyz_yaw(0.0, 0.0, 0.0, 0.3) @ rig.cam_to_ego
+    rays = camera_rays_np(rig.intrinsics, cam_to_world, H, W)
+    cull = camera_agent_mask(renderer.boxes, rig.intrinsics, cam_to_world, H, W)
+    for mask in (cull, None):
+        hits = renderer.caster.cast(rays, mask)
+        t, face, normal = _numpy_cast(renderer.caster, rays, mask)
+        assert (face >= renderer.caster.static.num_faces).sum() > 20  # agents in view
+        assert (face == renderer.caster.miss_face).any()
+        assert hits.face.dtype == face.dtype
+        for got, expected in [(hits.t, t), (hits.face, face), (hits.normal, normal)]:
+            assert got.reshape(expected.shape).tobytes() == expected.tobytes()
+
+
+def test_fast_remainders_match_numpy_bit_for_bit():
     rng = np.random.default_rng(0)
     for b in (3.2, 2.6):
         multiples = (rng.integers(-5000, 5000, 20000) * np.float32(b)).astype(np.float32)
@@ -191,7 +257,9 @@ def test_fast_remainder_matches_numpy_bit_for_bit():
                 np.array([0.0, -0.0, 1e-30, -1e-30, -1e-45, 1e-45], np.float32),
             ]
         )
-        expected = a % b
-        got = _remainder(a, b)
+        expected = (a % b).view(np.uint32)
+        got = numpy_remainder(a, b)
         assert got.dtype == np.float32
-        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+        np.testing.assert_array_equal(got.view(np.uint32), expected)
+        compiled = np.array([remainder(x, np.float32(b)) for x in a], np.float32)
+        np.testing.assert_array_equal(compiled.view(np.uint32), expected)

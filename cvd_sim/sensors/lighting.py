@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvd_sim.sensors.texture import sample_noise
-
 
 @dataclass(frozen=True)
 class Lighting:
@@ -26,31 +24,6 @@ class Lighting:
     haze_density: float  # per metre
     cloud_cover: float  # 0..1
     exposure: float
-
-    def sky(self, directions: np.ndarray) -> np.ndarray:
-        """Sky colour [3, N] float32 for world ray directions [3, N] (channel-major, any length)."""
-        d = np.asarray(directions, np.float32)
-        inv_len = np.float32(1) / np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
-        up = d[2] * inv_len  # sine of the elevation
-        height = np.sqrt(np.clip(up, 0, 1))
-        glow = np.ascontiguousarray(d.T) @ self.sun_direction  # [N, 3] @ [3]: the BLAS rounding of the rows
-        glow *= inv_len
-        np.clip(glow, 0, 1, out=glow)
-        for _ in range(6):  # cos^64: a tight halo around the sun
-            glow *= glow
-        halo = self.sun_colour * np.float32(0.6)
-        colour = np.empty((3, d.shape[1]), np.float32)
-        for c in range(3):
-            np.multiply(height, self.sky_zenith[c] - self.sky_horizon[c], out=colour[c])
-            colour[c] += self.sky_horizon[c]
-            colour[c] += glow * halo[c]
-        if self.cloud_cover > 0:
-            to_plane = inv_len / np.maximum(up, np.float32(0.05))  # onto a cloud plane one unit up
-            noise = sample_noise(d[0] * to_plane, d[1] * to_plane, 0.02, seed=7)
-            cloud = np.clip(noise * np.float32(1.6) + np.float32(self.cloud_cover - 0.8), 0, 1)
-            colour *= 1 - cloud
-            colour += cloud * (self.haze_colour * np.float32(1.1))[:, None]
-        return colour
 
 
 _DAY_SUN = np.array([0.45, 0.30, 0.84])

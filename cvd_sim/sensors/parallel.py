@@ -1,5 +1,6 @@
-"""Row-chunked threads for the numpy sensor kernels: numpy releases the GIL inside its loops, so contiguous
-chunks of rays shade on all cores. Chunks write disjoint rows, so results do not depend on the thread count."""
+"""Row-chunked threads for the sensor kernels: compiled (numba nogil) kernels and numpy release the GIL, so
+contiguous chunks of rays shade on all cores. Chunks write disjoint rows, so results do not depend on the thread
+count."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from itertools import pairwise
 
-MIN_CHUNK_ROWS = 4096  # below this, Python overhead per numpy call outweighs a second core
+MIN_CHUNK_ROWS = 4096  # below this, handing a chunk to a second thread costs more than it saves
 
 
 def thread_count(nthreads: int) -> int:

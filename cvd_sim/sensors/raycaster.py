@@ -12,6 +12,7 @@ from functools import cached_property
 import numpy as np
 import open3d as o3d
 
+from cvd_sim.sensors.hit_merge import merge_first_hits
 from cvd_sim.sensors.materials import SKY_ID
 from cvd_sim.sensors.mesh_set import MeshSet
 
@@ -21,14 +22,14 @@ class Hits:
 
     t [...] float32 hit distance in units of the ray direction (inf = miss); face [...] int64 row of the
     caster's face table (the last row on a miss); normal [..., 3] unit face normal, right-handed winding
-    (cross(v1 - v0, v2 - v0), not turned towards the ray; 0 on a miss). Lazily gathered: albedo [..., 3]
-    (or `albedo_by_channel` [3, N]), semantic [...] int16 (SKY_ID on a miss), instance [...] int32 (-1 = static
-    or miss).
+    (cross(v1 - v0, v2 - v0), not turned towards the ray; 0 on a miss); caster: the RayCaster whose face
+    table `face` indexes. Lazily gathered: albedo [..., 3], semantic [...] int16 (SKY_ID on a miss), instance
+    [...] int32 (-1 = static or miss).
     """
 
     def __init__(self, t: np.ndarray, face: np.ndarray, normal: np.ndarray, caster: RayCaster):
         self.t, self.face, self.normal = t, face, normal
-        self._caster = caster
+        self.caster = caster
 
     @property
     def hit(self) -> np.ndarray:
@@ -37,23 +38,22 @@ class Hits:
     def take(self, rows: np.ndarray) -> Hits:
         """Hits [K] of the flat rows [K] (indices into the flattened leading shape)."""
         t, face, normal = self.t.reshape(-1), self.face.reshape(-1), self.normal.reshape(-1, 3)
-        return Hits(t.take(rows), face.take(rows), normal.take(rows, axis=0), self._caster)
+        return Hits(t.take(rows), face.take(rows), normal.take(rows, axis=0), self.caster)
 
     @cached_property
     def albedo(self) -> np.ndarray:
-        return self._caster.face_albedo.take(self.face, axis=0)
-
-    def albedo_by_channel(self) -> np.ndarray:
-        """Albedo [3, N] float32 of the flattened hits, channel-major (contiguous rows)."""
-        return np.ascontiguousarray(self._caster.face_albedo.T).take(self.face.reshape(-1), axis=1)
+        return self.caster.face_albedo.take(self.face, axis=0)
 
     @cached_property
     def semantic(self) -> np.ndarray:
-        return self._caster.face_semantic.take(self.face)
+        return self.caster.face_semantic.take(self.face)
 
     @cached_property
     def instance(self) -> np.ndarray:
-        return self._caster.face_instance.take(self.face)
+        return self.caster.face_instance.take(self.face)
+
+
+_HIT_KEYS = ("t_hit", "primitive_ids", "primitive_normals")  # of RaycastingScene.cast_rays
 
 
 def _scene(mesh: MeshSet) -> o3d.t.geometry.RaycastingScene:
@@ -105,21 +105,14 @@ class RayCaster:
         shape = rays.shape[:-1]
         flat = np.ascontiguousarray(rays, np.float32).reshape(-1, 6)
         out = self._static_scene.cast_rays(o3d.core.Tensor.from_numpy(flat), nthreads=self.nthreads)
-        t = out["t_hit"].numpy()
-        face = out["primitive_ids"].numpy().astype(np.int64)  # a miss is RaycastingScene.INVALID_ID
-        normal = out["primitive_normals"].numpy()
+        t, ids, normal = (out[key].numpy() for key in _HIT_KEYS)
+        rows = np.zeros(0, np.int64)  # the rays cast on the agent scene
         if self._agent_scene is not None:
-            sel = None if agent_mask is None else np.flatnonzero(agent_mask.reshape(-1))
-            sub = flat if sel is None else flat.take(sel, axis=0)  # take: rows gathered ~4x faster than []
-            if len(sub):
-                out_a = self._agent_scene.cast_rays(o3d.core.Tensor.from_numpy(sub), nthreads=self.nthreads)
-                t_a = out_a["t_hit"].numpy()
-                nearer = np.flatnonzero(t_a < (t if sel is None else t.take(sel)))
-                rows = nearer if sel is None else sel.take(nearer)
-                t[rows] = t_a.take(nearer)
-                face[rows] = (
-                    out_a["primitive_ids"].numpy().take(nearer).astype(np.int64) + self.static.num_faces
-                )
-                normal[rows] = out_a["primitive_normals"].numpy().take(nearer, axis=0)
-        np.minimum(face, self.miss_face, out=face)  # misses -> the miss row
+            rows = np.arange(len(flat)) if agent_mask is None else np.flatnonzero(agent_mask.reshape(-1))
+        agent_hits = t[:0], ids[:0], normal[:0]
+        if len(rows):
+            sub = flat.take(rows, axis=0)  # take: rows gathered ~4x faster than []
+            agent_out = self._agent_scene.cast_rays(o3d.core.Tensor.from_numpy(sub), nthreads=self.nthreads)
+            agent_hits = tuple(agent_out[key].numpy() for key in _HIT_KEYS)
+        face = merge_first_hits(t, ids, normal, rows, *agent_hits, self.static.num_faces, self.miss_face)
         return Hits(t.reshape(shape), face.reshape(shape), normal.reshape(*shape, 3), self)
