@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cvd_sim.scenarios.categories import CATEGORIES
+from sensors_numpy_culling import camera_agent_mask_numpy, lidar_agent_mask_numpy
 
 import cvd_sim.sensors.renderer as renderer_module
 from cvd_sim.bench.synth import random_rollout
@@ -87,6 +88,25 @@ def test_lidar_cull_keeps_every_beam_that_meets_a_box():
     assert reached.mean() > 0.01
     assert not (reached & ~mask).any()
     assert mask.mean() < 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compiled_culls_match_their_numpy_references_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    rig = CameraRig.nuscenes(H, W)
+    spec = LidarSpec()
+    for yaw in np.linspace(-np.pi, np.pi, 5, endpoint=False):
+        ego_to_world = pose_from_xyz_yaw(*rng.uniform(-3, 3, 2), 0.0, yaw)
+        beside = ego_to_world @ np.array([1.2, 2.2, 0.8, 1.0])  # straddles several camera planes
+        boxes = np.concatenate([_boxes(rng, 30, 30.0), [[*beside[:3], 4.6, 1.9, 1.6, 0.3]]])
+        cams, sensor = ego_to_world @ rig.cam_to_ego, ego_to_world @ lidar_to_ego()
+        mask = camera_agent_mask(boxes, rig.intrinsics, cams, H, W)
+        assert mask.any() and np.array_equal(mask, camera_agent_mask_numpy(boxes, rig.intrinsics, cams, H, W))
+        far = boxes[np.hypot(*(boxes[:, :2] - sensor[:2, 3]).T) > 4.0][:8]  # sensor outside: not all beams
+        mask = lidar_agent_mask(far, spec, sensor)
+        assert 0 < mask.mean() < 1 and np.array_equal(mask, lidar_agent_mask_numpy(far, spec, sensor))
+        around = lidar_agent_mask(boxes, spec, sensor)  # the sensor inside the circle round `beside`
+        assert around.all() and np.array_equal(around, lidar_agent_mask_numpy(boxes, spec, sensor))
 
 
 @pytest.mark.parametrize("brushing_car", [False, True])

@@ -8,6 +8,7 @@ import open3d as o3d
 import pytest
 import trimesh
 from sensors_numpy_lidar import lidar_points_numpy
+from sensors_numpy_radiance import face_radiance_numpy
 from sensors_numpy_shading import remainder as numpy_remainder
 from sensors_numpy_shading import shade_numpy
 
@@ -19,7 +20,7 @@ from cvd_sim.sensors.lidar import LidarSpec, lidar_points, lidar_rays, lidar_to_
 from cvd_sim.sensors.materials import SEMANTIC_ID, SEMANTIC_REFLECTIVITY, SEMANTIC_TEXTURE
 from cvd_sim.sensors.mesh_set import MeshSet
 from cvd_sim.sensors.renderer import RaycastRenderer, camera_rays_np
-from cvd_sim.sensors.shading import SRGB_LUT, shade
+from cvd_sim.sensors.shading import SRGB_LUT, face_radiance, shade
 from cvd_sim.sensors.shading_kernel import remainder
 from cvd_sim.sensors.texture import WINDOW_LIGHT, WINDOW_TINT, noise_image
 
@@ -133,6 +134,16 @@ def test_compiled_shading_matches_its_numpy_reference(text):
 
 
 @pytest.mark.parametrize("text", TEXTS)
+def test_compiled_face_radiance_matches_its_numpy_reference_bit_for_bit(text):
+    renderer = _renderer(text)
+    rng = np.random.default_rng(5)
+    tilted = renderer.caster.static.transformed(pose_from_xyz_yaw(*rng.uniform(-5, 5, 3), 0.7))
+    for mesh in (renderer.caster.static, renderer.caster.agents, tilted):
+        expected = face_radiance_numpy(mesh, renderer.lighting)
+        assert face_radiance(mesh, renderer.lighting).tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("text", TEXTS)
 def test_row_chunks_on_threads_give_identical_images(text, monkeypatch):
     renderer = _renderer(text)
     rig = CameraRig.nuscenes(H, W)
@@ -242,6 +253,20 @@ def test_compiled_hit_merge_matches_its_numpy_reference_bit_for_bit():
         assert hits.face.dtype == face.dtype
         for got, expected in [(hits.t, t), (hits.face, face), (hits.normal, normal)]:
             assert got.reshape(expected.shape).tobytes() == expected.tobytes()
+
+
+def test_compiled_pixel_labels_match_their_numpy_reference_bit_for_bit():
+    renderer = _renderer(TEXTS[0])
+    rig = CameraRig.nuscenes(H, W)
+    cam_to_world = pose_from_xyz_yaw(0.0, 0.0, 0.0, 0.3) @ rig.cam_to_ego
+    hits = renderer.caster.cast(camera_rays_np(rig.intrinsics, cam_to_world, H, W))
+    frame = renderer.render_cameras(rig.intrinsics, cam_to_world, H, W)
+    sky = ~hits.hit
+    assert sky.any() and (hits.instance >= 0).any()
+    expected = (np.where(sky, np.float32(0), hits.t), hits.semantic.astype(np.uint8), hits.instance, sky)
+    labels = (frame.depth, frame.semantic, frame.instance, frame.sky_mask)
+    for got, plain in zip(labels, expected, strict=True):
+        assert got.dtype == plain.dtype and got.shape == plain.shape and got.tobytes() == plain.tobytes()
 
 
 def test_fast_remainders_match_numpy_bit_for_bit():

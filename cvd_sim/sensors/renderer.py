@@ -9,6 +9,7 @@ import numpy as np
 
 from cvd_sim.sensors.agent_meshes import agent_meshes
 from cvd_sim.sensors.culling import camera_agent_mask, lidar_agent_mask
+from cvd_sim.sensors.label_kernel import pixel_labels
 from cvd_sim.sensors.lidar import LidarSpec, lidar_points, lidar_rays
 from cvd_sim.sensors.lighting import Lighting, lighting_from_text
 from cvd_sim.sensors.map_geometry import MapGeometry
@@ -106,14 +107,13 @@ class RaycastRenderer:
         """intrinsics [V, 3, 3] pixels for (height, width); cam_to_world [V, 4, 4] -> CameraFrame."""
         rays = camera_rays_np(intrinsics, cam_to_world, height, width)
         hits = self.caster.cast(rays, camera_agent_mask(self.boxes, intrinsics, cam_to_world, height, width))
-        sky = ~hits.hit
-        return CameraFrame(
-            rgb=shade(hits, rays, self.lighting, self._radiance, self.nthreads),
-            depth=np.where(sky, np.float32(0), hits.t),
-            semantic=hits.semantic.astype(np.uint8),  # the miss row of the face table is sky
-            instance=hits.instance,
-            sky_mask=sky,
+        caster, shape = self.caster, hits.t.shape
+        labels = pixel_labels(
+            hits.t.reshape(-1), hits.face.reshape(-1), caster.face_semantic, caster.face_instance
         )
+        depth, semantic, instance, sky = (label.reshape(shape) for label in labels)
+        rgb = shade(hits, rays, self.lighting, self._radiance, self.nthreads)
+        return CameraFrame(rgb, depth, semantic, instance, sky)  # the miss row of the face table is sky
 
     def render_lidar(
         self, sensor_to_world: np.ndarray, spec: LidarSpec | None = None

@@ -11,6 +11,7 @@ from cvd_sim.sensors import shading_kernel as kernel
 from cvd_sim.sensors.lighting import Lighting
 from cvd_sim.sensors.mesh_set import MeshSet
 from cvd_sim.sensors.parallel import for_row_chunks
+from cvd_sim.sensors.radiance_kernel import face_normals, side_radiance
 from cvd_sim.sensors.raycaster import Hits
 from cvd_sim.sensors.texture import (
     SEMANTIC_FACADE,
@@ -29,19 +30,8 @@ SRGB_LUT = (np.linspace(0.0, 1.0, _LUT_SIZE) ** (1 / 2.2) * 255 + 0.5).astype(
 
 def face_radiance(mesh: MeshSet, lighting: Lighting) -> np.ndarray:
     """Sun + ambient light reflected by each face, seen from its front and back side -> [F, 2, 3] float32."""
-    v = mesh.vertices.take(mesh.faces, axis=0)  # [F, 3 corners, 3]
-    e1, e2 = v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]
-    n = np.empty_like(e1)
-    for i, (j, k) in enumerate(((1, 2), (2, 0), (0, 1))):  # the cross product, column by column
-        n[:, i] = e1[:, j] * e2[:, k] - e1[:, k] * e2[:, j]
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    cos = n @ lighting.sun_direction
-    out = np.empty((len(n), 2, 3), np.float32)
-    for side, sun in enumerate((np.maximum(cos, 0.0), np.maximum(-cos, 0.0))):
-        for c in range(3):
-            light = lighting.ambient[c] + sun * lighting.sun_colour[c]
-            np.multiply(mesh.face_albedo[:, c], light, out=out[:, side, c])
-    return out
+    cos_sun = face_normals(mesh.vertices, mesh.faces) @ lighting.sun_direction
+    return side_radiance(cos_sun, mesh.face_albedo, lighting.ambient, lighting.sun_colour)
 
 
 def _kernel_lighting(lighting: Lighting) -> tuple[np.ndarray, np.ndarray]:
