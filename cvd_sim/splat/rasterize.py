@@ -8,12 +8,16 @@ from typing import Any
 
 import torch
 
+from cvd_sim.splat.composite import RasterizeToPixels
+from cvd_sim.splat.composite_no_grad import composite_no_grad
 from cvd_sim.splat.composite_numba import RasterizeToPixelsNumba, composite_numba
 from cvd_sim.splat.projection import project_gaussians
 from cvd_sim.splat.projection_numba import project_gaussians_numba
+from cvd_sim.splat.tiles import plan_tiles
 from cvd_sim.splat.tiles_numba import plan_tiles_numba
 
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
+CPU_KERNELS = ("numba", "torch")
 
 
 @functools.cache
@@ -42,6 +46,7 @@ def rasterize(
     render_mode: str = "RGB",
     backgrounds: torch.Tensor | None = None,
     use_gsplat: bool | None = None,
+    cpu_kernels: str = "numba",
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Splat 3D Gaussians into C cameras, front to back, with gsplat 1.5 semantics (differentiable).
 
@@ -57,12 +62,15 @@ def rasterize(
     The torch path reports radius = ceil(3.33·sqrt(λmax)) for both axes (gsplat may report tighter
     per-axis boxes; rendered pixels do not depend on it). It runs on the CPU: inputs on another device
     without gsplat are moved there and the results moved back (gradients flow through the moves).
-    The CPU path composites with compiled kernels (numba; their plain-torch references are in `composite`
-    and `composite_no_grad`, equal to float rounding). When no gradient is needed (grad mode off, or no input
-    requires grad) it also projects with a kernel; "D" and "ED" never touch the colours.
+    cpu_kernels: "numba" (default) runs the CPU path's tile plan and compositing as compiled kernels, and its
+    projection too when no gradient is needed (grad mode off, or no input requires grad); "torch" runs their
+    plain-torch references (same results to float rounding; slower, kept for tests and `cvd-sim bench splat`).
+    Without gradients nothing is kept for a backward; "D" and "ED" never touch the colours.
     """
     if render_mode not in RENDER_MODES:
         raise ValueError(f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
+    if cpu_kernels not in CPU_KERNELS:
+        raise ValueError(f"cpu_kernels must be one of {CPU_KERNELS}, got {cpu_kernels!r}")
     if use_gsplat is None:
         use_gsplat = means.is_cuda and _gsplat_rasterization() is not None
     if use_gsplat:
@@ -80,7 +88,7 @@ def rasterize(
     args = [t.cpu() for t in (means, quats, scales, opacities, colors, viewmats, Ks)]
     bg = None if backgrounds is None else backgrounds.cpu()
     renders, alphas, meta = _rasterize_torch(
-        *args, width, height, near_plane, far_plane, eps2d, render_mode, bg
+        *args, width, height, near_plane, far_plane, eps2d, render_mode, bg, cpu_kernels == "numba"
     )
     if device.type != "cpu":
         renders, alphas = renders.to(device), alphas.to(device)
@@ -89,14 +97,15 @@ def rasterize(
 
 
 def _rasterize_torch(
-    means, quats, scales, opacities, colors, viewmats, Ks, width, height, near, far, eps2d, render_mode, bg
-):
-    """CPU path of `rasterize` (same arguments, already on the CPU)."""
+    means, quats, scales, opacities, colors, viewmats, Ks, width, height, near, far, eps2d, render_mode, bg,
+    compiled,
+):  # fmt: skip
+    """CPU path of `rasterize` (same arguments, already on the CPU); `compiled`: the numba kernels."""
     batch = viewmats.shape[:-3]
     n_cameras, n = viewmats.shape[-3], means.shape[-2]
     inputs = (means, quats, scales, opacities, colors, viewmats, Ks)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
-    project = project_gaussians if needs_grad else project_gaussians_numba
+    project = project_gaussians_numba if compiled and not needs_grad else project_gaussians
     proj = project(means, quats, scales, opacities, viewmats, Ks, width, height, near, far, eps2d)
 
     if render_mode in ("D", "ED"):
@@ -113,11 +122,14 @@ def _rasterize_torch(
     conics = proj.conics.reshape(-1, 3)
     opac = proj.opacities.reshape(-1)
     feats_flat = feats.reshape(-1, feats.shape[-1])
-    plan = plan_tiles_numba(
+    plan = (plan_tiles_numba if compiled else plan_tiles)(
         means2d.detach(), conics.detach(), opac.detach(), proj.depths.reshape(-1).detach(),
         proj.valid.reshape(-1), n, width, height,
     )  # fmt: skip
-    composite = RasterizeToPixelsNumba.apply if needs_grad else composite_numba
+    if compiled:
+        composite = RasterizeToPixelsNumba.apply if needs_grad else composite_numba
+    else:
+        composite = RasterizeToPixels.apply if needs_grad else composite_no_grad
     color, alphas = composite(means2d, conics, feats_flat, opac, plan, flat_cams, width, height)
     color = color.reshape(*batch, n_cameras, height, width, -1)
     alphas = alphas.reshape(*batch, n_cameras, height, width, 1)
