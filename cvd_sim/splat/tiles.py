@@ -72,6 +72,14 @@ def sortable_bits(x: torch.Tensor) -> torch.Tensor:
     return bits ^ ((bits >> (torch.iinfo(int_type).bits - 1)) & magnitude)  # negatives: reverse the order
 
 
+def padding_mask(n_cameras: int, tiles_x: int, tiles_y: int, width: int, height: int) -> torch.Tensor:
+    """[n_cameras * tiles_y * tiles_x, 256] bool: the tile pixels outside the width x height image."""
+    pix_y = torch.arange(tiles_y * TILE).view(tiles_y, 1, TILE, 1)
+    pix_x = torch.arange(tiles_x * TILE).view(1, tiles_x, 1, TILE)
+    pad = ((pix_y >= height) | (pix_x >= width)).reshape(tiles_y * tiles_x, TILE_PIXELS)
+    return pad.repeat(n_cameras, 1)
+
+
 def gather_columns(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Rows idx [V] of x [G, K] as columns [K, V] (one 1D gather per column: faster than a row gather)."""
     return torch.stack([x[:, k].index_select(0, idx) for k in range(x.shape[1])])
@@ -125,10 +133,6 @@ def plan_tiles(
     ey1 = torch.minimum(y1.index_select(0, src), ty * TILE + TILE - 1)
     tile_count = torch.bincount(tile, minlength=n_tiles)
     tile_start = torch.cumsum(tile_count, 0) - tile_count
-
-    pix_y = torch.arange(tiles_y * TILE).view(tiles_y, 1, TILE, 1)
-    pix_x = torch.arange(tiles_x * TILE).view(1, tiles_x, 1, TILE)
-    pad = ((pix_y >= height) | (pix_x >= width)).reshape(tiles_y * tiles_x, TILE_PIXELS)
     return TilePlan(
         sources=idx,
         gaussian=src,
@@ -141,7 +145,7 @@ def plan_tiles(
         tiles_x=tiles_x,
         tiles_y=tiles_y,
         n_tiles=n_tiles,
-        pad_mask=pad.repeat(n_cameras, 1),
+        pad_mask=padding_mask(n_cameras, tiles_x, tiles_y, width, height),
     )
 
 

@@ -13,7 +13,7 @@ import torch
 
 import cvd_sim.splat.composite_numba  # noqa: F401  (sets numba's threading layer)
 from cvd_sim.splat.projection import ALPHA_THRESHOLD, RADIUS_SIGMAS
-from cvd_sim.splat.tiles import TILE, TILE_PIXELS, TilePlan, sortable_bits
+from cvd_sim.splat.tiles import TILE, TilePlan, padding_mask, sortable_bits
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -109,9 +109,6 @@ def plan_tiles_numba(
     )  # fmt: skip
     planned = _bin_entries(boxes, order_np, n_per_camera, tiles_x, tiles_y, n_tiles)
     sources, gaussian, x0, y0, box_w, box_h, tile_start, tile_count = (torch.from_numpy(a) for a in planned)
-    pix_y = torch.arange(tiles_y * TILE).view(tiles_y, 1, TILE, 1)
-    pix_x = torch.arange(tiles_x * TILE).view(1, tiles_x, 1, TILE)
-    pad = ((pix_y >= height) | (pix_x >= width)).reshape(tiles_y * tiles_x, TILE_PIXELS)
     return TilePlan(
         sources=sources,
         gaussian=gaussian,
@@ -124,5 +121,5 @@ def plan_tiles_numba(
         tiles_x=tiles_x,
         tiles_y=tiles_y,
         n_tiles=n_tiles,
-        pad_mask=pad.repeat(n_cameras, 1),
+        pad_mask=padding_mask(n_cameras, tiles_x, tiles_y, width, height),
     )
