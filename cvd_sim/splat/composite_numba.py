@@ -13,18 +13,29 @@ The torch versions are the plain-torch references: the tests hold them to float 
 
 from __future__ import annotations
 
-import os
-
 import numba
 import numpy as np
 import torch
 
+from cvd_sim.splat.numba_threads import match_torch_threads
 from cvd_sim.splat.passes import MAX_ALPHA, TRANSMITTANCE_STOP
 from cvd_sim.splat.projection import ALPHA_THRESHOLD
 from cvd_sim.splat.tiles import TILE, TILE_PIXELS, TilePlan, image_to_tiles, tiles_to_image
 
-if "NUMBA_THREADING_LAYER" not in os.environ:  # numba's own pool: no clash with torch's OpenMP, no TBB needed
-    numba.config.THREADING_LAYER = "workqueue"
+
+@numba.njit(inline="always")
+def _pair_alpha(a, b, o, dx, dy, cdd, max_alpha, min_alpha, zero):
+    """(vis, α) of one (Gaussian, pixel) pair with σ = a·dx² + c·dy² (cdd) + b·dx·dy; α = 0 when the pair is
+    skipped (σ < 0 or α < 1/255)."""
+    sigma = a * dx * dx + cdd
+    sigma += b * dx * dy
+    if sigma < zero:
+        return zero, zero
+    vis = np.exp(-sigma)
+    alpha = min(max_alpha, o * vis)
+    if alpha < min_alpha:
+        return zero, zero
+    return vis, alpha
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -74,13 +85,8 @@ def _forward_tiles(
                     p = pix0 + col
                     if stopped_at[p] != end:
                         continue
-                    dx = dx0 - ramp[col]
-                    sigma = a * dx * dx + cdd
-                    sigma += b * dx * dy
-                    if sigma < zero:
-                        continue
-                    alpha = min(max_alpha, o * np.exp(-sigma))
-                    if alpha < min_alpha:
+                    alpha = _pair_alpha(a, b, o, dx0 - ramp[col], dy, cdd, max_alpha, min_alpha, zero)[1]
+                    if alpha == zero:
                         continue
                     behind = trans[p] * (one - alpha)
                     if behind <= stop:  # the pixel stops before this Gaussian
@@ -137,13 +143,8 @@ def _backward_tiles(
                     if e >= stop_entry[base + p]:
                         continue
                     dx = dx0 - ramp[col]
-                    sigma = a * dx * dx + cdd
-                    sigma += b * dx * dy
-                    if sigma < zero:
-                        continue
-                    vis = np.exp(-sigma)
-                    alpha = min(max_alpha, o * vis)
-                    if alpha < min_alpha:
+                    vis, alpha = _pair_alpha(a, b, o, dx, dy, cdd, max_alpha, min_alpha, zero)
+                    if alpha == zero:
                         continue
                     front = trans[p] / (one - alpha)
                     weight = alpha * front
@@ -202,7 +203,7 @@ class _Kernels:
         self.consts = np.array(
             [TRANSMITTANCE_STOP, MAX_ALPHA, ALPHA_THRESHOLD, 1.0, 0.5, 0.0], dtype=self.np_dtype
         )
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        match_torch_threads()
 
     def forward(self, plan: TilePlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n_px = plan.n_tiles * TILE_PIXELS

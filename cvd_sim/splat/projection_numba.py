@@ -11,7 +11,7 @@ import numba
 import numpy as np
 import torch
 
-import cvd_sim.splat.composite_numba  # noqa: F401  (sets numba's threading layer)
+from cvd_sim.splat.numba_threads import match_torch_threads
 from cvd_sim.splat.projection import ALPHA_THRESHOLD, RADIUS_SIGMAS, Projected
 
 # near, far, eps2d, width, height (per call), then the fixed numbers of the formulas
@@ -144,7 +144,7 @@ def project_gaussians_numba(
     b = means_np.shape[0]
     factors = np.empty((b * n, 9), dtype=means_np.dtype)
     max_scale = np.empty(b * n, dtype=means_np.dtype)
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    match_torch_threads()
     factor_consts = np.array([1.0, 2.0, 1e-12], dtype=means_np.dtype)
     _covariance_factors(quats_np.reshape(-1, 4), scales_np.reshape(-1, 3), factor_consts, factors, max_scale)
     consts = np.array([near_plane, far_plane, eps2d, width, height, *_FIXED_CONSTS], dtype=means_np.dtype)

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 import torch
 
-import cvd_sim.splat.composite_numba  # noqa: F401  (sets numba's threading layer)
+from cvd_sim.splat.numba_threads import match_torch_threads
 from cvd_sim.splat.projection import ALPHA_THRESHOLD, RADIUS_SIGMAS
 from cvd_sim.splat.tiles import TILE, TilePlan, padding_mask, sortable_bits
 
@@ -102,6 +102,7 @@ def plan_tiles_numba(
     idx = torch.nonzero(valid).squeeze(1)
     order = idx.index_select(0, torch.argsort(sortable_bits(depths.index_select(0, idx)), stable=True))
     order_np = order.numpy()
+    match_torch_threads()
     boxes = np.empty((order_np.shape[0], 4), dtype=np.int64)
     _pixel_boxes(
         means2d.detach().contiguous().numpy(), conics.detach().contiguous().numpy(),
