@@ -1,10 +1,5 @@
 """cvd-sim: a closed-loop driving simulator rendered by the CVD-STORM world model."""
 
-import os
-
-# Before torch/OpenMP load: idle OpenMP threads sleep instead of spinning, which matters on a shared 2-core box.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 __version__ = "0.1.0"
 
 

@@ -1,5 +1,6 @@
 """The package layout: every folder with an __init__.py is installed, and the CLI starts."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,4 +46,13 @@ def test_cli_help_stays_light():
         "print(sorted({'torch', 'open3d', 'cvd_sim.bench.splat'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_import_leaves_openmp_settings_alone():
+    # OMP_WAIT_POLICY=PASSIVE, once set here, made every torch op wake sleeping threads: the DiT ran 2x slower
+    prefixes = ("OMP_", "GOMP_", "KMP_")
+    code = f"import os, cvd_sim.cli, cvd_sim.envs; print(sorted(k for k in os.environ if k.startswith({prefixes})))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "[]"
