@@ -66,23 +66,45 @@ def test_shipped_presets_validate():
     assert more.run.model_dump(exclude={"max_steps"}) == tiny.run.model_dump(exclude={"max_steps"})
     # stage 1b trains the decoders of the continued model with its encoder frozen
     dec = load_config(resolve_config_path("tiny_decoders", "vae"), VaeTrainConfig)
-    assert dec.model.freeze_encoder and dec.model.init_from == Path(tiny.run.out_dir) / "final"
+    assert dec.model.freeze == ["encoder"] and dec.model.init_from == Path(tiny.run.out_dir) / "final"
     assert dec.run.out_dir != tiny.run.out_dir and dec.loss == more.loss and dec.stage == more.stage
 
 
-def test_frozen_encoder_stays_put_while_the_decoders_train(tmp_path):
+PART_PREFIX = {"encoder": "vae.encoder.", "vae_decoder": "vae.decoder.", "gaussian_decoder": "gaussian_decoder."}
+
+
+@pytest.mark.parametrize(
+    "freeze", [["encoder"], ["encoder", "gaussian_decoder"], ["encoder", "vae_decoder"]], ids="+".join
+)
+def test_frozen_parts_stay_put_while_the_rest_trains(tmp_path, freeze):
     path = write_config(tmp_path, "frozen", max_steps=2)
     cfg = yaml.safe_load(path.read_text())
-    cfg["model"]["freeze_encoder"] = True
+    cfg["model"]["freeze"] = freeze
     path.write_text(yaml.safe_dump(cfg))
-    train_vae(path, dataset=AnalyticClips(num_clips=2))
+    history = train_vae(path, dataset=AnalyticClips(num_clips=2))
+    # a frozen decoder's branch is not run: no L_VAE reconstruction, or no L_STORM
+    assert ("loss_vae_recon" in history[0]) == ("vae_decoder" not in freeze)
+    assert ("loss_storm" in history[0]) == ("gaussian_decoder" not in freeze)
     torch.manual_seed(0)  # train_vae seeds the initial weights with run.seed (0)
     start = build_model(load_config(path, VaeTrainConfig).model)
-    assert not any(p.requires_grad for p in start.vae.encoder.parameters())
     trained = StormVAE.from_pretrained(tmp_path / "frozen" / "final")
+    frozen_prefixes = tuple(PART_PREFIX[part] for part in freeze)
     for name, value in start.state_dict().items():
+        if name.startswith("vae.") and not name.startswith(("vae.encoder.", "vae.decoder.")):
+            continue  # AutoencoderKL's own (unused) quant convs, absent in the SD3.5 layout
         same = torch.equal(value, trained.state_dict()[name])
-        assert same == name.startswith("vae.encoder."), name  # only the encoder is unchanged
+        assert same == name.startswith(frozen_prefixes), name
+
+
+@pytest.mark.parametrize(
+    ("model", "loss"),
+    [({"freeze": ["vae_decoder", "gaussian_decoder"]}, {}), ({"freeze": ["vae_decoder"]}, {"storm": 0.0})],
+)
+def test_freezing_everything_trainable_is_refused(tmp_path, model, loss):
+    path = tmp_path / "nothing.yaml"
+    path.write_text(yaml.safe_dump({"model": model, "loss": loss, "run": {"out_dir": "x", "max_steps": 2}}))
+    with pytest.raises(UserError, match="nothing to train"):
+        load_config(path, VaeTrainConfig)
 
 
 @pytest.mark.parametrize(
@@ -112,6 +134,43 @@ def test_unknown_preset_and_bad_yaml(tmp_path):
     bad.write_text("run: [unclosed\n")
     with pytest.raises(UserError, match="invalid YAML"):
         load_config(bad, VaeTrainConfig)
+
+
+def test_base_config_merges_mappings_and_replaces_the_rest(tmp_path):
+    parent = write_config(tmp_path, "parent")
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "child.yaml"
+    child.write_text(
+        "base: ../parent.yaml\nstage:\n  context_frames: [0, 6]\nrun:\n  out_dir: elsewhere\n  max_steps: 9\n"
+    )
+    got = load_config(child, VaeTrainConfig)
+    want = yaml.safe_load(parent.read_text())
+    want["stage"]["context_frames"] = [0, 6]  # a list replaces, never concatenates
+    want["run"].update(out_dir="elsewhere", max_steps=9)
+    assert got == VaeTrainConfig.model_validate(want)
+    grandchild = tmp_path / "grandchild.yaml"
+    grandchild.write_text("base: sub/child.yaml\noptim:\n  lr: 0.5\n")
+    chained = load_config(grandchild, VaeTrainConfig)
+    assert chained.optim.lr == 0.5 and chained.run.max_steps == 9 and chained.model == got.model
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "named"),
+    [
+        ("base: missing.yaml\n", "base: .*missing.yaml not found", "top.yaml"),
+        ("base: other.yaml\n", "base: top.yaml leads back to itself", "other.yaml"),  # other.yaml's base is top
+        ("base: [a.yaml]\n", "base: must be the path", "top.yaml"),
+        ("base: ok.yaml\noptim:\n  lr: -1\n", "optim.lr", "top.yaml"),
+    ],
+)
+def test_base_config_errors_name_the_file(tmp_path, text, message, named):
+    (tmp_path / "ok.yaml").write_text(yaml.safe_dump({"run": {"out_dir": "x", "max_steps": 2}}))
+    (tmp_path / "other.yaml").write_text("base: top.yaml\n")
+    path = tmp_path / "top.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message) as err:
+        load_config(path, VaeTrainConfig)
+    assert str(err.value).startswith(str(tmp_path / named))
 
 
 def test_cosine_schedule_with_warmup():

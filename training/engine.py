@@ -74,9 +74,16 @@ def resolve_config_path(preset_or_path: str, kind: str) -> Path:
     return preset
 
 
-def load_config(path: str | Path, schema: type[ConfigT]) -> ConfigT:
-    """Read YAML into a pydantic model; any problem raises UserError naming the file and the field."""
-    path = Path(path)
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` on top of `base`: mappings merge key by key, anything else (lists too) replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _read_mapping(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's mapping with its `base:` chain resolved (a path relative to the file)."""
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as err:
@@ -85,6 +92,26 @@ def load_config(path: str | Path, schema: type[ConfigT]) -> ConfigT:
         raise UserError(f"{path}: invalid YAML: {err}".replace("\n", " ")) from err
     if not isinstance(raw, dict):
         raise UserError(f"{path}: top level must be a mapping")
+    if "base" not in raw:
+        return raw
+    name = raw.pop("base")
+    if not isinstance(name, str):
+        raise UserError(f"{path}: base: must be the path of another config file, got {name!r}")
+    base = (path.parent / name).resolve()
+    if base in seen or base == path.resolve():
+        raise UserError(f"{path}: base: {name} leads back to itself")
+    if not base.is_file():
+        raise UserError(f"{path}: base: {base} not found")
+    return _merged(_read_mapping(base, (*seen, path.resolve())), raw)
+
+
+def load_config(path: str | Path, schema: type[ConfigT]) -> ConfigT:
+    """Read YAML into a pydantic model; any problem raises UserError naming the file and the field.
+
+    `base: OTHER.yaml` (relative to the file) starts from another config: its mappings are merged key by key
+    and everything else this file names replaces the base's value."""
+    path = Path(path)
+    raw = _read_mapping(path)
     try:
         return schema.model_validate(raw)
     except ValidationError as err:

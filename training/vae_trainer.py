@@ -27,9 +27,17 @@ class ModelSection(BaseModel):
     vae: dict[str, Any] = Field(default_factory=dict, description="AutoencoderKL config overrides")
     decoder: dict[str, Any] = Field(default_factory=dict, description="GaussianDecoder config overrides")
     gradient_checkpointing: bool = False
-    freeze_encoder: bool = Field(
-        False, description="train the decoders only: the latents, and a DiT trained on them, stay valid"
+    freeze: list[Literal["encoder", "vae_decoder", "gaussian_decoder"]] = Field(
+        default_factory=list,
+        description="parts left untrained: with `encoder` the latents, and a DiT trained on them, stay valid; "
+        "a frozen decoder's branch (L_VAE or L_STORM) is not run",
     )
+
+    @model_validator(mode="after")
+    def _something_trains(self) -> ModelSection:
+        if {"vae_decoder", "gaussian_decoder"} <= set(self.freeze):
+            raise ValueError("freeze: both decoders frozen leaves nothing to train")
+        return self
 
 
 class DataSection(BaseModel):
@@ -72,6 +80,8 @@ class VaeTrainConfig(BaseModel):
             )
         if self.stage.num_targets > self.data.num_frames:
             raise ValueError("stage.num_targets exceeds data.num_frames")
+        if "vae_decoder" in self.model.freeze and self.loss.storm == 0:
+            raise ValueError("model.freeze: vae_decoder with loss.storm 0 leaves nothing to train")
         return self
 
 
@@ -92,8 +102,9 @@ def build_model(section: ModelSection) -> StormVAE:
         )
     if section.gradient_checkpointing:
         model.enable_gradient_checkpointing()
-    if section.freeze_encoder:
-        model.vae.encoder.requires_grad_(False)
+    parts = {"encoder": model.vae.encoder, "vae_decoder": model.vae.decoder, "gaussian_decoder": model.gaussian_decoder}
+    for name in section.freeze:
+        parts[name].requires_grad_(False)
     return model
 
 
@@ -121,7 +132,7 @@ def forward_clip(
     render: bool = True,
 ) -> dict:
     """Run the training forward on one batched clip with the frames in `pick`; `gen` draws the latent noise;
-    render=False runs the VAE branch only."""
+    render=False skips the Gaussian branch, an empty pick["decode"] the VAE decode."""
     k_c, c2r_c, t_c = clip_cameras(batch, pick["context"], ref)
     k_t, c2r_t, t_t = clip_cameras(batch, pick["targets"], ref)
     views = pick["target_views"].to(k_t.device)
@@ -149,25 +160,24 @@ def stage_one_loss(
     perceptual: Perceptual,
     step: int,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """L_VAE + w.storm * L_STORM and its terms as floats; without a render in `out` (w.storm == 0), L_VAE only."""
-    device = out["vae_recon"].device
+    """L_VAE + w.storm * L_STORM and its terms as floats. Without a render in `out` (w.storm == 0 or a frozen
+    Gaussian decoder) L_VAE only; without a VAE decode (a frozen VAE decoder) L_VAE is the constant KL term."""
+    device = out["mean"].device
     ctx, tgt, views = (pick[k].to(device) for k in ("context", "targets", "target_views"))
     images = batch["images"]
     b, _, v = images.shape[:3]
-    decoded_gt = images[:, ctx].reshape(b, len(ctx) * v, *images.shape[3:])[:, out["vae_index"]]
     use_lpips = step >= w.perceptual_start_step
 
     terms: dict[str, torch.Tensor] = {}
-    terms["vae_recon"] = (out["vae_recon"].float() - decoded_gt).abs().mean()
-    terms["vae_perceptual"] = (
-        perceptual(out["vae_recon"], decoded_gt) if use_lpips else decoded_gt.new_zeros(())
-    )
     terms["vae_kl"] = kl_divergence(out["mean"].float(), out["logvar"].float())
-    l_vae = (
-        w.vae_recon * terms["vae_recon"]
-        + w.vae_perceptual * terms["vae_perceptual"]
-        + w.vae_kl * terms["vae_kl"]
-    )
+    l_vae = w.vae_kl * terms["vae_kl"]
+    if "vae_recon" in out:
+        decoded_gt = images[:, ctx].reshape(b, len(ctx) * v, *images.shape[3:])[:, out["vae_index"]]
+        terms["vae_recon"] = (out["vae_recon"].float() - decoded_gt).abs().mean()
+        terms["vae_perceptual"] = (
+            perceptual(out["vae_recon"], decoded_gt) if use_lpips else decoded_gt.new_zeros(())
+        )
+        l_vae = l_vae + w.vae_recon * terms["vae_recon"] + w.vae_perceptual * terms["vae_perceptual"]
     if "rgb" not in out:
         scalars = {f"loss_{k}": float(t.detach()) for k, t in terms.items()}
         return l_vae, {**scalars, "loss_vae": float(l_vae.detach())}
@@ -212,6 +222,8 @@ class StageOne:
         self.weights = cfg.loss
         if not self.perceptual.available:
             self.weights = cfg.loss.model_copy(update={"vae_perceptual": 0.0, "perceptual": 0.0})
+        self.render = self.weights.storm > 0 and "gaussian_decoder" not in cfg.model.freeze
+        self.decode = "vae_decoder" not in cfg.model.freeze
 
     def _pick(self, batch: dict[str, Any], gen: torch.Generator) -> dict[str, torch.Tensor]:
         t, v = batch["images"].shape[1:3]
@@ -223,9 +235,9 @@ class StageOne:
 
     def step(self, model, batch, gen: torch.Generator, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         pick = self._pick(batch, gen)
-        out = forward_clip(
-            model, batch, pick, self.cfg.stage.context_frames[0], gen, render=self.weights.storm > 0
-        )
+        if not self.decode:
+            pick["decode"] = pick["decode"][:0]
+        out = forward_clip(model, batch, pick, self.cfg.stage.context_frames[0], gen, render=self.render)
         return stage_one_loss(out, batch, pick, self.weights, self.perceptual, step)
 
     def images(self, model, batch, gen: torch.Generator) -> dict[str, torch.Tensor]:

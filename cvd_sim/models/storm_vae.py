@@ -247,9 +247,9 @@ class StormVAE(nn.Module):
         """Training pass: encode context images, sample latents, decode some of them, render the targets.
 
         context_images [B, Tc, V, 3, H, W]; cameras/times as in `reconstruct`; decode_index [K] indices into the
-        flattened Tc*V context images whose VAE reconstruction is returned (None = all); target_view_ids as in
+        flattened Tc*V context images whose VAE reconstruction is returned (None = all, empty = no decode); target_view_ids as in
         `reconstruct`; render=False skips the Gaussian branch (plain-VAE training) ->
-        {"mean", "logvar": [B, Tc, V, 16, h, w], "vae_recon": [B, K, 3, H, W] (unclamped), "vae_index": [K],
+        {"mean", "logvar": [B, Tc, V, 16, h, w], "vae_recon": [B, K, 3, H, W] (unclamped, K > 0), "vae_index": [K],
          plus the unclamped GaussianDecoder render dict when `render`}.
         """
         b, tc, v, _, height, width = context_images.shape
@@ -273,7 +273,7 @@ class StormVAE(nn.Module):
                 width,
                 target_view_ids,
             )
-        out.update(
-            mean=mean, logvar=logvar, vae_recon=self.decode(chosen, clamp=False), vae_index=decode_index
-        )
+        out.update(mean=mean, logvar=logvar)
+        if len(decode_index):
+            out.update(vae_recon=self.decode(chosen, clamp=False), vae_index=decode_index)
         return out
