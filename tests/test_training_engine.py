@@ -70,7 +70,11 @@ def test_shipped_presets_validate():
     assert dec.run.out_dir != tiny.run.out_dir and dec.loss == more.loss and dec.stage == more.stage
 
 
-PART_PREFIX = {"encoder": "vae.encoder.", "vae_decoder": "vae.decoder.", "gaussian_decoder": "gaussian_decoder."}
+PART_PREFIX = {
+    "encoder": "vae.encoder.",
+    "vae_decoder": "vae.decoder.",
+    "gaussian_decoder": "gaussian_decoder.",
+}
 
 
 @pytest.mark.parametrize(
@@ -158,7 +162,11 @@ def test_base_config_merges_mappings_and_replaces_the_rest(tmp_path):
     ("text", "message", "named"),
     [
         ("base: missing.yaml\n", "base: .*missing.yaml not found", "top.yaml"),
-        ("base: other.yaml\n", "base: top.yaml leads back to itself", "other.yaml"),  # other.yaml's base is top
+        (
+            "base: other.yaml\n",
+            "base: top.yaml leads back to itself",
+            "other.yaml",
+        ),  # other.yaml's base is top
         ("base: [a.yaml]\n", "base: must be the path", "top.yaml"),
         ("base: ok.yaml\noptim:\n  lr: -1\n", "optim.lr", "top.yaml"),
     ],

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from cvd_sim.training.dit_eval import evaluate_world_model, format_table, load_world_model
 from cvd_sim.training.dit_trainer import DiTTrainConfig, train_dit
-from cvd_sim.training.engine import load_config, resolve_config_path
+from cvd_sim.training.engine import load_config, read_config_mapping, resolve_config_path
 
 from cvd_sim.cli import UserError
 from cvd_sim.models.clip_data import open_clips
@@ -33,7 +33,7 @@ REFERENCE_COUNTS = (0, 1, 3)
 
 def arm_config(storm_config: Path, vae: Path, cache_dir: Path | None, run_dir: Path, steps: int) -> Path:
     """The STORM run's DiT config with another VAE / cache / run folder / step count, written beside run_dir."""
-    raw = yaml.safe_load(storm_config.read_text())
+    raw = read_config_mapping(storm_config)
     raw["model"]["storm_vae"] = str(vae)
     if cache_dir is not None:
         raw["data"]["cache_dir"] = str(cache_dir)

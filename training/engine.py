@@ -78,11 +78,13 @@ def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """`override` on top of `base`: mappings merge key by key, anything else (lists too) replaces."""
     out = dict(base)
     for key, value in override.items():
-        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
-def _read_mapping(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def read_config_mapping(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A config file's mapping with its `base:` chain resolved (a path relative to the file)."""
     try:
         raw = yaml.safe_load(path.read_text())
@@ -102,7 +104,7 @@ def _read_mapping(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise UserError(f"{path}: base: {name} leads back to itself")
     if not base.is_file():
         raise UserError(f"{path}: base: {base} not found")
-    return _merged(_read_mapping(base, (*seen, path.resolve())), raw)
+    return _merged(read_config_mapping(base, (*seen, path.resolve())), raw)
 
 
 def load_config(path: str | Path, schema: type[ConfigT]) -> ConfigT:
@@ -111,7 +113,7 @@ def load_config(path: str | Path, schema: type[ConfigT]) -> ConfigT:
     `base: OTHER.yaml` (relative to the file) starts from another config: its mappings are merged key by key
     and everything else this file names replaces the base's value."""
     path = Path(path)
-    raw = _read_mapping(path)
+    raw = read_config_mapping(path)
     try:
         return schema.model_validate(raw)
     except ValidationError as err:

@@ -102,7 +102,11 @@ def build_model(section: ModelSection) -> StormVAE:
         )
     if section.gradient_checkpointing:
         model.enable_gradient_checkpointing()
-    parts = {"encoder": model.vae.encoder, "vae_decoder": model.vae.decoder, "gaussian_decoder": model.gaussian_decoder}
+    parts = {
+        "encoder": model.vae.encoder,
+        "vae_decoder": model.vae.decoder,
+        "gaussian_decoder": model.gaussian_decoder,
+    }
     for name in section.freeze:
         parts[name].requires_grad_(False)
     return model
