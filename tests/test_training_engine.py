@@ -162,11 +162,7 @@ def test_base_config_merges_mappings_and_replaces_the_rest(tmp_path):
     ("text", "message", "named"),
     [
         ("base: missing.yaml\n", "base: .*missing.yaml not found", "top.yaml"),
-        (
-            "base: other.yaml\n",
-            "base: top.yaml leads back to itself",
-            "other.yaml",
-        ),  # other.yaml's base is top
+        ("base: other.yaml\n", "base: top.yaml leads back to itself", "other.yaml"),  # other -> top -> other
         ("base: [a.yaml]\n", "base: must be the path", "top.yaml"),
         ("base: ok.yaml\noptim:\n  lr: -1\n", "optim.lr", "top.yaml"),
     ],

@@ -33,12 +33,6 @@ class ModelSection(BaseModel):
         "a frozen decoder's branch (L_VAE or L_STORM) is not run",
     )
 
-    @model_validator(mode="after")
-    def _something_trains(self) -> ModelSection:
-        if {"vae_decoder", "gaussian_decoder"} <= set(self.freeze):
-            raise ValueError("freeze: both decoders frozen leaves nothing to train")
-        return self
-
 
 class DataSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -80,8 +74,12 @@ class VaeTrainConfig(BaseModel):
             )
         if self.stage.num_targets > self.data.num_frames:
             raise ValueError("stage.num_targets exceeds data.num_frames")
-        if "vae_decoder" in self.model.freeze and self.loss.storm == 0:
-            raise ValueError("model.freeze: vae_decoder with loss.storm 0 leaves nothing to train")
+        renders = self.loss.storm > 0 and "gaussian_decoder" not in self.model.freeze
+        if "vae_decoder" in self.model.freeze and not renders:
+            raise ValueError(
+                "model.freeze: a frozen vae_decoder with no Gaussian branch (gaussian_decoder frozen or "
+                "loss.storm 0) leaves nothing to train"
+            )
         return self
 
 

@@ -247,10 +247,10 @@ class StormVAE(nn.Module):
         """Training pass: encode context images, sample latents, decode some of them, render the targets.
 
         context_images [B, Tc, V, 3, H, W]; cameras/times as in `reconstruct`; decode_index [K] indices into the
-        flattened Tc*V context images whose VAE reconstruction is returned (None = all, empty = no decode); target_view_ids as in
-        `reconstruct`; render=False skips the Gaussian branch (plain-VAE training) ->
-        {"mean", "logvar": [B, Tc, V, 16, h, w], "vae_recon": [B, K, 3, H, W] (unclamped, K > 0), "vae_index": [K],
-         plus the unclamped GaussianDecoder render dict when `render`}.
+        flattened Tc*V context images whose VAE reconstruction is returned (None = all, empty = no decode);
+        target_view_ids as in `reconstruct`; render=False skips the Gaussian branch (plain-VAE training) ->
+        {"mean", "logvar": [B, Tc, V, 16, h, w], plus "vae_recon": [B, K, 3, H, W] (unclamped) and
+         "vae_index": [K] when K > 0, plus the unclamped GaussianDecoder render dict when `render`}.
         """
         b, tc, v, _, height, width = context_images.shape
         mean, logvar = self.encode_distribution(context_images)
