@@ -9,9 +9,11 @@ import pytest
 import torch
 import yaml
 from cvd_sim.training.engine import StepSampler, cosine_with_warmup, load_config, resolve_config_path
-from cvd_sim.training.vae_trainer import VaeTrainConfig, build_model, train_vae
+from cvd_sim.training.vae_trainer import VaeTrainConfig, build_dataset, build_model, train_vae
 
 from cvd_sim.cli import UserError, main
+from cvd_sim.data.synthdrive import SynthConfig, synthesize
+from cvd_sim.models.clip_data import open_clips
 from cvd_sim.models.storm_vae import StormVAE
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -257,3 +259,44 @@ def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
     )
     assert main(["train", "vae", "--config", str(no_data)]) == 2
     assert "data.root" in capsys.readouterr().err
+
+
+def test_several_data_roots_read_as_one_dataset_in_order(tmp_path):
+    roots = []
+    for seed in (0, 1):
+        root = tmp_path / f"synth{seed}"
+        synthesize(
+            SynthConfig(scenes=1, frames=3, height=48, width=80, seed=seed, lidar_azimuth_steps=360),
+            root,
+            workers=1,
+            progress=False,
+        )
+        roots.append(root)
+    path = tmp_path / "two.yaml"
+    rest = {"stage": {"context_frames": [0], "num_targets": 1}, "run": {"out_dir": "x", "max_steps": 1}}
+    data = {"root": [str(r) for r in roots], "split": "all", "num_frames": 3, "height": 48, "width": 80}
+    path.write_text(yaml.safe_dump({"data": data, **rest}))
+    cfg = load_config(path, VaeTrainConfig)
+    both = build_dataset(cfg.data, path)
+    parts = [open_clips(r, "v1.0-trainval", "all", 3, 48, 80) for r in roots]
+    assert len(both) == len(parts[0]) + len(parts[1]) == 2
+    for got, want in zip((both[0], both[1]), (parts[0][0], parts[1][0])):
+        assert torch.equal(got["images"], want["images"])
+    assert not torch.equal(both[0]["images"], both[1]["images"])
+
+    gone = {"data": {**data, "root": [str(roots[0]), str(tmp_path / "gone")]}, **rest}
+    path.write_text(yaml.safe_dump(gone))
+    with pytest.raises(UserError, match=r"two\.yaml: data\.root: folder .*gone does not exist"):
+        build_dataset(load_config(path, VaeTrainConfig).data, path)
+
+
+CONFIG_DIR = Path(__file__).parents[1] / "training" / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_validates(path):
+    from cvd_sim.training.dit_trainer import DiTTrainConfig
+
+    schema = {"vae": VaeTrainConfig, "dit": DiTTrainConfig}[path.stem.split("_")[0]]
+    cfg = load_config(path, schema)
+    assert cfg.run.max_steps > 0 and cfg.run.out_dir.parts[0] == "runs"

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from cvd_sim.training.engine import Engine, OptimConfig, RunConfig, load_config, resolve_config_path
 from cvd_sim.training.losses import LossWeights, Perceptual, depth_loss, kl_divergence, sky_opacity_loss
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from cvd_sim.cli import UserError
 from cvd_sim.models.clip_cameras import clip_cameras
@@ -37,7 +37,9 @@ class ModelSection(BaseModel):
 class DataSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    root: Path | None = Field(None, description="nuScenes-layout folder (SynthDrive or nuScenes)")
+    root: Path | list[Path] | None = Field(
+        None, description="nuScenes-layout folder (SynthDrive or nuScenes), or a list of them read as one"
+    )
     version: str = "v1.0-trainval"
     split: Split = Field("train", description="every 10th scene by name is held out as `val`")
     height: int = Field(64, gt=0, multiple_of=8)
@@ -276,19 +278,26 @@ class StageOne:
 
 # ---------------------------------------------------------------------------------------------- entry points
 def build_dataset(data: DataSection, config_path: Path) -> Dataset:
-    """The clip loader of `cvd_sim.data` over the nuScenes-layout folder named in the config."""
-    if data.root is None:
+    """The clip loader of `cvd_sim.data` over the nuScenes-layout folder(s) named in the config (several are
+    concatenated in the order given)."""
+    if data.root is None or data.root == []:
         raise UserError(
             f"{config_path}: data.root: a nuScenes-layout folder is needed (e.g. from `cvd-sim data synth`)"
         )
-    if not data.root.is_dir():
-        raise UserError(f"{config_path}: data.root: folder {data.root} does not exist")
-    try:
-        return open_clips(
-            data.root, data.version, data.split, data.num_frames, data.height, data.width, data.clip_stride
-        )
-    except (ValueError, FileNotFoundError, AssertionError) as err:
-        raise UserError(f"{config_path}: data: {err}") from err
+    roots = data.root if isinstance(data.root, list) else [data.root]
+    parts = []
+    for root in roots:
+        if not root.is_dir():
+            raise UserError(f"{config_path}: data.root: folder {root} does not exist")
+        try:
+            parts.append(
+                open_clips(
+                    root, data.version, data.split, data.num_frames, data.height, data.width, data.clip_stride
+                )
+            )
+        except (ValueError, FileNotFoundError, AssertionError) as err:
+            raise UserError(f"{config_path}: data: {err}") from err
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 
 def _save_model(model: torch.nn.Module, folder: Path) -> None:
