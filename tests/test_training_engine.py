@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from cvd_sim.training.dit_trainer import DiTTrainConfig
 from cvd_sim.training.engine import StepSampler, cosine_with_warmup, load_config, resolve_config_path
 from cvd_sim.training.vae_trainer import VaeTrainConfig, build_dataset, build_model, train_vae
 
@@ -295,8 +296,6 @@ CONFIG_DIR = Path(__file__).parents[1] / "training" / "configs"
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_config_validates(path):
-    from cvd_sim.training.dit_trainer import DiTTrainConfig
-
     schema = {"vae": VaeTrainConfig, "dit": DiTTrainConfig}[path.stem.split("_")[0]]
     cfg = load_config(path, schema)
     assert cfg.run.max_steps > 0 and cfg.run.out_dir.parts[0] == "runs"
