@@ -77,7 +77,17 @@ class WorldModelBackend:
             )
         if not opts.channels_last:
             self.model.storm_vae.vae.to(memory_format=torch.contiguous_format)
-        self.dit = torch.compile(self.model.dit) if opts.compile else self.model.dit
+        self.distilled = (
+            opts.distilled if opts.distilled is not None else self.model.dit_distilled is not None
+        )
+        if self.distilled and self.model.dit_distilled is None:
+            raise ValueError(
+                "backend_options.distilled: the world model has no dit_distilled/ (train one with "
+                "`cvd-sim train dit --config tiny_distill`); use distilled=False"
+            )
+        self.num_steps = opts.steps(self.distilled)
+        dit = self.model.dit_distilled if self.distilled else self.model.dit
+        self.dit = torch.compile(dit) if opts.compile else dit
         self.cpu_bf16 = self.model.device.type == "cpu" and opts.use_cpu_bf16()
         self.intrinsics = torch.tensor(rig.intrinsics, dtype=torch.float32)  # [V, 3, 3]
         self.cam_to_ego = torch.tensor(rig.cam_to_ego, dtype=torch.float32)  # [V, 4, 4]
@@ -165,7 +175,7 @@ class WorldModelBackend:
                 cond,
                 refs,
                 noise,
-                opts.num_steps,
+                self.num_steps,
                 opts.guidance_scale,
                 opts.cfg_single_forward,
                 self.cpu_bf16,
@@ -192,9 +202,10 @@ class WorldModelBackend:
         device = self.model.device
         decoder = self.model.storm_vae.gaussian_decoder
         with torch.no_grad():
-            g = decoder.predict(
-                latents.to(device), intrinsics.to(device), cam_to_ref.to(device), times.to(device)
-            )
+            with self._autocast():  # the ViT and heads; the splat below runs in float32
+                g = decoder.predict(
+                    latents.to(device), intrinsics.to(device), cam_to_ref.to(device), times.to(device)
+                )
             if opts.depth == "ray":  # z-depth of each pixel's Gaussian along its own ray
                 return g["depth"][:, -1, :, 0].float().cpu()
             out = decoder.render_depth(

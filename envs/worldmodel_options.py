@@ -16,7 +16,8 @@ SHIPPED_MODEL = Path(cvd_sim.__file__).parent / "weights" / "worldmodel-tiny"
 class WorldModelOptions(BaseModel):
     """Sampling and reconstruction settings of `WorldModelBackend`.
 
-    The defaults are the fast settings; `paper()` gives the paper's (50 steps, CFG 3.5, splatted depth).
+    The defaults are the fast settings (the distilled DiT in one step when the folder has it); `paper()` gives
+    the paper's (the DiT itself, 50 steps, CFG 3.5, splatted depth).
     depth: `splat` = Gaussians of the last `depth_context` latents splatted into the new cameras (STORM);
     `ray` = the newest frame's per-pixel Gaussian depth read along its own rays (no rasterisation).
     warmup: `raycast` = the first frame is rendered by the raycast backend and encoded; `generate` = sampled
@@ -27,7 +28,11 @@ class WorldModelOptions(BaseModel):
 
     model: str | None = None  # WorldModel folder; None = the shipped checkpoint
     device: str = "cpu"
-    num_steps: Annotated[int, Field(ge=1, le=1000)] = 3
+    # the one-step student in the folder's dit_distilled/ (distilled from the DiT's 3-step sampler); None = when
+    # the folder has one. False = the DiT itself
+    distilled: bool | None = None
+    # Euler steps; None = 1 with the distilled DiT (what it was trained for), 3 with the DiT itself
+    num_steps: Annotated[int, Field(ge=1, le=1000)] | None = None
     # timestep shift of the sampling schedule (None = the model's own scheduler, shift 1 for the shipped one).
     # A large shift spends the few steps near pure noise, where the frame's layout is decided: closed-loop PSNR
     # at 3 steps 20.84 dB with shift 10 against 19.68 with 3 (`agents.fidelity.run_fidelity`, session-3 model)
@@ -36,7 +41,8 @@ class WorldModelOptions(BaseModel):
     cfg_single_forward: bool = True  # conditional and unconditional branches in one batched forward
     num_references: Annotated[int, Field(ge=1, le=8)] = 3
     # run the reference frames once per step of the env, not at every sampling step (same frames; needs a DiT
-    # with causal temporal attention); None = on when the DiT is causal, True on a non-causal DiT is an error
+    # with causal temporal attention); None = on when the DiT is causal and samples in more than one step (one
+    # step measured 1.36x faster uncached: one pass over the window), True on a non-causal DiT is an error
     reference_cache: bool | None = None
     warmup: Literal["raycast", "generate"] = "raycast"
     # splatting 3 context frames: on the shipped model, AbsRel 0.30 against 0.46 for 1 frame and 1.57 for `ray`
@@ -45,12 +51,17 @@ class WorldModelOptions(BaseModel):
     depth_context: Annotated[int, Field(ge=1, le=8)] = 3
     sky_alpha: Annotated[float, Field(ge=0, le=1)] = 0.5  # splat depth: alpha below this is sky (depth 0)
     compile: bool = False  # torch.compile the DiT
-    # bfloat16 autocast on CPU for the DiT and the VAE decode (the DiT always uses it on CUDA); None = on when
-    # the CPU has native bfloat16 (oneDNN), where it measured 1.2x faster per step at 47 dB from float32
+    # bfloat16 autocast on CPU for the DiT, the VAE decode and the Gaussian decoder's ViT (the DiT always uses it
+    # on CUDA; splatting stays float32); None = on when the CPU has native bfloat16 (oneDNN), where it measured
+    # 1.2x faster per step at 47 dB from float32, and the Gaussian prediction 1.18x at 0.5 % mean depth change
     cpu_bf16: bool | None = None
     # the VAE in channels-last memory format (StormVAE's default, 1.35x in training); False = contiguous
     channels_last: bool = True
     threads: Annotated[int, Field(ge=0)] = 0  # raycast warm-up threads (0 = default)
+
+    def steps(self, distilled: bool) -> int:
+        """Euler steps to sample with, given whether the distilled DiT is used."""
+        return self.num_steps or (1 if distilled else 3)
 
     def use_cpu_bf16(self) -> bool:
         if self.cpu_bf16 is not None:
@@ -61,9 +72,16 @@ class WorldModelOptions(BaseModel):
 
     @classmethod
     def paper(cls, **fields) -> WorldModelOptions:
-        """The paper's sampling: 50 steps of the model's own schedule, CFG 3.5 (two branches in one forward),
-        Gaussians splatted."""
-        paper = {"num_steps": 50, "shift": None, "guidance_scale": 3.5, "depth": "splat", "depth_context": 3}
+        """The paper's sampling: the DiT itself (not the distilled one), 50 steps of its own schedule, CFG 3.5
+        (two branches in one forward), Gaussians splatted."""
+        paper = {
+            "distilled": False,
+            "num_steps": 50,
+            "shift": None,
+            "guidance_scale": 3.5,
+            "depth": "splat",
+            "depth_context": 3,
+        }
         return cls(**{**paper, **fields})
 
     def model_folder(self) -> Path:

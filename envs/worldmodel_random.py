@@ -34,9 +34,12 @@ MICRO_DECODER = {
 }
 
 
-def random_world_model(seed: int = 0, micro: bool = False, causal: bool = False) -> WorldModel:
+def random_world_model(
+    seed: int = 0, micro: bool = False, causal: bool = False, distilled: bool = False
+) -> WorldModel:
     """A WorldModel with the tiny presets (or the smaller `micro` parts, for tests) and random weights, seeded;
-    `causal` = DiT with causal temporal attention (as the shipped tiny DiT is trained)."""
+    `causal` = DiT with causal temporal attention (as the shipped tiny DiT is trained); `distilled` = with a
+    second random DiT as `dit_distilled` (as the shipped folder has)."""
     torch.manual_seed(seed)
     dit = CVDStormDiT.from_preset("tiny", causal_temporal=causal, **(MICRO_DIT if micro else {}))
     text_width = dit.config.joint_attention_dim
@@ -52,13 +55,14 @@ def random_world_model(seed: int = 0, micro: bool = False, causal: bool = False)
         if micro
         else StormVAE.from_preset("tiny")
     )
-    return WorldModel(storm_vae, dit, text_encoder, FlowMatchEulerDiscreteScheduler())
+    student = CVDStormDiT.from_config(dit.config) if distilled else None
+    return WorldModel(storm_vae, dit, text_encoder, FlowMatchEulerDiscreteScheduler(), student)
 
 
 def save_random_world_model(
-    folder: str | Path, seed: int = 0, micro: bool = False, causal: bool = False
+    folder: str | Path, seed: int = 0, micro: bool = False, causal: bool = False, distilled: bool = False
 ) -> Path:
-    """Write `random_world_model(seed, micro, causal)` to folder (WorldModel layout) and return the folder."""
+    """Write `random_world_model(seed, micro, causal, distilled)` to folder (WorldModel layout); returns it."""
     folder = Path(folder)
-    random_world_model(seed, micro, causal).save_pretrained(folder)
+    random_world_model(seed, micro, causal, distilled).save_pretrained(folder)
     return folder

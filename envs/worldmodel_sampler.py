@@ -33,14 +33,15 @@ def sample_frames(
     """references [B, k, V, C, h, w] (clean, timestep 0) or None, noise [B, n, V, C, h, w]; `cond` covers the
     k + n frames -> the n new latent frames [B, n, V, C, h, w]. `dit` is `model.dit` or a compiled wrapper.
     The DiT runs under bfloat16 autocast on CUDA, and on CPU with `cpu_bf16`. reference_cache: run the
-    references once per call and only the new frames per step (causal DiT only; None = when causal).
+    references once per call and only the new frames per step (causal DiT only; None = when causal and
+    num_steps > 1).
     shift: the timestep shift of the Euler schedule, σ' = shift·σ / (1 + (shift - 1)·σ), which spends the few
     steps nearer pure noise for shift > 1 (None = the model's scheduler config)."""
     k = 0 if references is None else references.shape[1]
     device = model.device
     refs = None if references is None else references.to(device)
     x = noise.to(device)
-    cache = use_reference_cache(model.dit.config, reference_cache, k)
+    cache = use_reference_cache(model.dit.config, reference_cache, k, num_steps)
     autocast = torch.bfloat16 if device.type == "cuda" or cpu_bf16 else None
     use_cfg = guidance_scale > 1.0
     if not use_cfg:

@@ -14,6 +14,7 @@ from cvd_sim.models.dit_conditions import DiTConditions
 from cvd_sim.models.storm_vae import StormVAE
 from cvd_sim.models.text_encoder import ByteTextEncoder
 from cvd_sim.pipelines import WorldModel
+from cvd_sim.pipelines.window_denoiser import use_reference_cache
 
 K = 2  # reference frames
 
@@ -131,3 +132,10 @@ def test_non_causal_model_refuses_or_falls_back():
         for cache in (None, False)
     )
     torch.testing.assert_close(default, uncached, rtol=0, atol=0)
+
+
+def test_cache_defaults_to_causal_models_sampling_in_more_than_one_step(causal_model):
+    causal, plain = causal_model.dit.config, world_model(causal=False).dit.config
+    assert use_reference_cache(causal, None, 3, 3) and not use_reference_cache(causal, None, 3, 1)
+    assert use_reference_cache(causal, True, 3, 1) and not use_reference_cache(causal, False, 3, 3)
+    assert not use_reference_cache(causal, None, 0, 3) and not use_reference_cache(plain, None, 3, 3)

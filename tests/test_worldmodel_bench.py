@@ -15,10 +15,11 @@ from cvd_sim.cli import main
 
 @pytest.mark.slow
 def test_bench_env_worldmodel_reports_breakdown_paper_ratio_and_memory(tmp_path):
-    folder = save_random_world_model(tmp_path / "wm", micro=True)
+    folder = save_random_world_model(tmp_path / "wm", micro=True, distilled=True)
     path = tmp_path / "bench.json"
     args = ["bench", "env", "--backend", "worldmodel", "--model", str(folder), "--size", "32x64"]
-    args += ["--steps", "2", "--paper-steps", "1", "--technique-steps", "0", "--envs", "1,2"]
+    args += ["--steps", "2", "--paper-steps", "1", "--technique-steps", "1", "--envs", "1,2"]
+    args += ["--techniques", "distilled one step"]
     assert main([*args, "--json", str(path)]) == 0
     data = json.loads(path.read_text())
     ms = data["ms_per_step"]
@@ -30,7 +31,15 @@ def test_bench_env_worldmodel_reports_breakdown_paper_ratio_and_memory(tmp_path)
         data["paper_ms_per_step"]["median_total"] / ms["median_total"]
     )
     assert set(data["vector_steps_per_s"]) == {"1", "2"} and data["peak_rss_mb"] > 100
-    assert data["model"] == f"model {folder}"
+    assert data["model"] == f"model {folder}, fast defaults: distilled DiT, 1 step"
+    assert list(data["techniques"]) == ["distilled one step"]
+    assert data["techniques"]["distilled one step"]["on_ms"] > 0
+
+
+def test_unknown_technique_is_named(capsys):
+    args = ["bench", "env", "--backend", "worldmodel", "--techniques", "distilled one step,warp drive"]
+    assert main(args) == 2
+    assert "--techniques: unknown ['warp drive']" in capsys.readouterr().err
 
 
 def test_techniques_differ_from_each_other_and_options_are_valid():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from cvd_sim.training.dit_distill import Distillation, DistillSection
 from cvd_sim.training.engine import Engine, OptimConfig, RunConfig, load_config, resolve_config_path
 from cvd_sim.training.latent_cache import LatentCache, build_latent_cache, resolution_key, window_cameras
 from diffusers import FlowMatchEulerDiscreteScheduler
@@ -93,6 +94,10 @@ class DiTTrainConfig(BaseModel):
     stage: StageTwoSection = Field(default_factory=StageTwoSection)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     run: RunConfig
+    distill: DistillSection | None = Field(
+        None,
+        description="distil model.init_from's DiT into a one-step student instead (training/dit_distill.py)",
+    )
 
     @model_validator(mode="after")
     def _window_fits(self) -> DiTTrainConfig:
@@ -102,6 +107,8 @@ class DiTTrainConfig(BaseModel):
             )
         if self.model.text.kind == "hf" and not self.model.text.hf_folders:
             raise ValueError("model.text.hf_folders: kind 'hf' needs at least one local CLIP/T5 folder")
+        if self.distill is not None and self.model.init_from is None:
+            raise ValueError("model.init_from: distill needs the teacher, a WorldModel folder")
         return self
 
 
@@ -298,8 +305,15 @@ def train_dit(
     `storm_vae` (else `model.storm_vae`) goes into the final WorldModel folder. Returns this run's scalars."""
     path = resolve_config_path(str(config), "dit")
     cfg = load_config(path, DiTTrainConfig)
+    init = cfg.model.init_from
+    if init is not None and not all((init / part).is_dir() for part in ("dit", "text_encoder")):
+        raise UserError(
+            f"{path}: model.init_from: {init} has no dit/ and text_encoder/ "
+            "(give a WorldModel folder or a stage-2 run's final/)"
+        )
     if dataset is None:
         dataset = build_cached_dataset(cfg, path)
+    teacher = None if cfg.distill is None else load_teacher(init, path)
     torch.manual_seed(cfg.run.seed)  # the initial weights depend on the seed only
     try:
         model = build_stage_two_model(cfg.model)
@@ -310,26 +324,44 @@ def train_dit(
     if storm_vae is not None:
         storm_vae.eval().requires_grad_(False)
     objective = StageTwo(cfg, storm_vae)
+    step_fn, image_fn = objective.step, objective.images if storm_vae is not None else None
+    if teacher is not None:
+        model.text_encoder.requires_grad_(False)  # the teacher's; only the DiT is distilled
+        distillation = Distillation(cfg.distill, objective, teacher)
+        step_fn, image_fn = distillation.step, distillation.images
     engine = Engine(
         cfg.run,
         cfg.optim,
         model,
         dataset,
-        objective.step,
+        step_fn,
         _save_model,
         _load_model,
-        image_fn=objective.images if storm_vae is not None else None,
+        image_fn=image_fn,
         config_dump=cfg.model_dump(mode="json"),
     )
     history = engine.train(resume=resume, stop_at=stop_at)
     if engine.accelerator.is_main_process and engine.step >= cfg.run.max_steps:
         final = cfg.run.out_dir / "final"
-        if storm_vae is None:  # no VAE to bundle: the trained parts only
+        if teacher is not None:  # the teacher's folder plus the student
+            teacher.dit_distilled = engine.unwrapped.dit
+            teacher.save_pretrained(final)
+        elif storm_vae is None:  # no VAE to bundle: the trained parts only
             engine.unwrapped.save_pretrained(final)
         else:
             save_world_model(engine.unwrapped, storm_vae, cfg.stage.flow.shift, final)
         engine.accelerator.print(f"saved {final}")
     return history
+
+
+def load_teacher(folder: Path, config_path: Path) -> WorldModel:
+    """The frozen WorldModel whose DiT `distill:` distils; a clear error when the folder is not one."""
+    try:
+        teacher = WorldModel.from_pretrained(folder)
+    except (FileNotFoundError, OSError, ValueError) as err:
+        raise UserError(f"{config_path}: model.init_from: {err}".replace("\n", " ")) from err
+    teacher.dit.requires_grad_(False)
+    return teacher
 
 
 def run_from_cli(config: str, resume: bool, stop_at: int | None) -> int:

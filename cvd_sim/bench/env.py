@@ -47,6 +47,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--technique-steps", type=int, default=4, help="worldmodel: steps timed per technique (0 = skip)"
     )
+    parser.add_argument(
+        "--techniques",
+        default=None,
+        help="worldmodel: comma-separated technique names to time (default: all of them)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.set_defaults(func=handler)
 
@@ -173,13 +178,15 @@ def _with_options(config, **options):
     )
 
 
-def technique_table(config, steps: int, warmup: int = 3) -> dict[str, dict]:
-    """Per speed technique: median ms of the sensor call with it ON and OFF (each over the fast defaults, after
-    `warmup` untimed steps that fill the reference window and compile what is compiled) and the speed-up."""
+def technique_table(config, steps: int, names: list[str], warmup: int = 3) -> dict[str, dict]:
+    """Per speed technique in `names`: median ms of the sensor call with it ON and OFF (each over the fast
+    defaults, after `warmup` untimed steps that fill the reference window and compile what is compiled) and the
+    speed-up."""
     from cvd_sim.envs.worldmodel_bench import TECHNIQUES
 
     table = {}
-    for name, (what, on, off) in tqdm(TECHNIQUES.items(), desc="techniques", leave=False):
+    for name in tqdm(names, desc="techniques", leave=False):
+        what, on, off = TECHNIQUES[name]
         try:
             on_ms, off_ms = (
                 step_breakdown(_with_options(config, **options), steps, warmup)["median_sensors"]
@@ -205,12 +212,23 @@ def handler(args) -> int:
     except ValueError:
         raise UserError(f"--envs: expected positive integers like 1,2,4, got {args.envs!r}") from None
     worldmodel = args.backend == "worldmodel"
-    options, model_note = {}, ""
+    options, model_note, names = {}, "", []
     if worldmodel:
-        from cvd_sim.envs.worldmodel_bench import model_for_bench
+        from cvd_sim.envs.worldmodel_bench import TECHNIQUES, model_for_bench
+
+        names = list(TECHNIQUES)
+        if args.techniques is not None:
+            names = [n.strip() for n in args.techniques.split(",") if n.strip()]
+            unknown = [n for n in names if n not in TECHNIQUES]
+            if unknown or not names:
+                raise UserError(
+                    f"--techniques: unknown {unknown or names}; choose from {', '.join(TECHNIQUES)}"
+                )
 
         folder, model_note = model_for_bench(args.model)
         options = {"model": folder}
+        distilled = (Path(folder) / "dit_distilled").is_dir()
+        model_note += ", fast defaults: " + ("distilled DiT, 1 step" if distilled else "3 steps")
     try:
         config = make_env_config(
             "cvd-sim bench env",
@@ -233,11 +251,11 @@ def handler(args) -> int:
             from cvd_sim.envs.worldmodel_options import WorldModelOptions
 
             paper_options = WorldModelOptions.paper().model_dump(
-                include={"num_steps", "shift", "guidance_scale", "depth", "depth_context"}
+                include={"distilled", "num_steps", "shift", "guidance_scale", "depth", "depth_context"}
             )
             paper = step_breakdown(_with_options(config, **paper_options), args.paper_steps, warmup=1)
             bar.update()
-            techniques = technique_table(config, args.technique_steps) if args.technique_steps else {}
+            techniques = technique_table(config, args.technique_steps, names) if args.technique_steps else {}
             bar.update()
         vector = {}
         for n in sizes:

@@ -100,6 +100,11 @@ def fidelity_handler(args) -> int:
         model = WorldModel.from_pretrained(folder)
     except FileNotFoundError as err:
         raise UserError(f"--model: {err}") from None
+    if fast.distilled and model.dit_distilled is None:
+        raise UserError(f"--option distilled=true: {folder} has no dit_distilled/")
+    if fast.distilled is None or fast.num_steps is None:  # resolve the defaults against this folder
+        distilled = model.dit_distilled is not None if fast.distilled is None else fast.distilled
+        fast = fast.model_copy(update={"distilled": distilled, "num_steps": fast.steps(distilled)})
     options = {"fast": fast, "paper": WorldModelOptions.paper()}
 
     def factory(name: str):
@@ -116,7 +121,9 @@ def fidelity_handler(args) -> int:
     print(
         f"fidelity vs raycast ground truth: {scenario.name}, planner {spec}, {height}x{width}, {model_note}"
     )
-    fast_fields = fast.model_dump(include={"num_steps", "shift", "guidance_scale", "depth", "depth_context"})
+    fast_fields = fast.model_dump(
+        include={"distilled", "num_steps", "shift", "guidance_scale", "depth", "depth_context"}
+    )
     print("fast settings: " + ", ".join(f"{k}={v}" for k, v in fast_fields.items()))
     print(
         f"{'setting':8s} {'PSNR':>7s} {'SSIM':>6s} {'AbsRel':>7s} {'d<1.25':>7s} {'PSNR/step':>10s} {'AbsRel/step':>12s}"

@@ -13,15 +13,17 @@ import torch
 from cvd_sim.models.dit_conditions import DiTConditions
 
 
-def use_reference_cache(dit_config, requested: bool | None, num_references: int) -> bool:
-    """Whether to cache: `requested` None = when the DiT is causal; True on a non-causal DiT is an error."""
+def use_reference_cache(dit_config, requested: bool | None, num_references: int, num_steps: int) -> bool:
+    """Whether to cache: `requested` None = when the DiT is causal and samples in more than one step (one step
+    runs the window once either way, and one pass over it is cheaper than two); True on a non-causal DiT is an
+    error."""
     causal = bool(dit_config.causal_temporal)
     if requested and not causal:
         raise ValueError(
             "reference_cache=True needs a DiT trained with causal_temporal=True (its reference frames must not "
             "attend to the generated frames); use reference_cache=None or False for this model"
         )
-    return num_references > 0 and (causal if requested is None else requested)
+    return num_references > 0 and (causal and num_steps > 1 if requested is None else requested)
 
 
 class WindowDenoiser:

@@ -16,13 +16,17 @@ from cvd_sim.pipelines.window_denoiser import WindowDenoiser, use_reference_cach
 from cvd_sim.pipelines.world_conditions import WorldConditions
 
 PARTS = ("vae", "gaussian_decoder", "dit", "text_encoder", "scheduler")
+DISTILLED_DIT = (
+    "dit_distilled"  # optional: a one-step student of `dit` (`cvd-sim train dit --config tiny_distill`)
+)
 
 
 class WorldModel:
     """STORM-VAE (vae + gaussian_decoder) + CVD-STORM DiT + text encoder + FlowMatchEulerDiscreteScheduler.
 
     A folder holds vae/, gaussian_decoder/, dit/, text_encoder/ and scheduler/, each with config JSON +
-    safetensors. Latents are normalised STORM-VAE latents [B, T, V, 16, H/8, W/8]."""
+    safetensors, and optionally dit_distilled/: a student of `dit` distilled to sample in one Euler step from
+    pure noise (`training/dit_distill.py`). Latents are normalised STORM-VAE latents [B, T, V, 16, H/8, W/8]."""
 
     def __init__(
         self,
@@ -30,11 +34,13 @@ class WorldModel:
         dit: CVDStormDiT,
         text_encoder: ByteTextEncoder | HFTextEncoder,
         scheduler: FlowMatchEulerDiscreteScheduler,
+        dit_distilled: CVDStormDiT | None = None,
     ):
         self.storm_vae = storm_vae.eval()
         self.dit = dit.eval()
         self.text_encoder = text_encoder.eval()
         self.scheduler = scheduler
+        self.dit_distilled = None if dit_distilled is None else dit_distilled.eval()
 
     # ------------------------------------------------------------------ I/O
     @classmethod
@@ -52,20 +58,26 @@ class WorldModel:
             CVDStormDiT.from_pretrained(folder / "dit"),
             load_text_encoder(folder / "text_encoder"),
             FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler"),
+            CVDStormDiT.from_pretrained(folder / DISTILLED_DIT)
+            if (folder / DISTILLED_DIT).is_dir()
+            else None,
         )
         return model.to(device)
 
     def save_pretrained(self, folder: str | Path) -> None:
-        """Write vae/, gaussian_decoder/, dit/, text_encoder/ and scheduler/ under folder."""
+        """Write vae/, gaussian_decoder/, dit/, text_encoder/, scheduler/ (and dit_distilled/) under folder."""
         folder = Path(folder)
         self.storm_vae.save_pretrained(folder)
         self.dit.save_pretrained(folder / "dit", safe_serialization=True)
+        if self.dit_distilled is not None:
+            self.dit_distilled.save_pretrained(folder / DISTILLED_DIT, safe_serialization=True)
         self.text_encoder.save_pretrained(folder / "text_encoder")
         self.scheduler.save_pretrained(folder / "scheduler")
 
     def to(self, device: str | torch.device) -> WorldModel:
-        for module in (self.storm_vae, self.dit, self.text_encoder):
-            module.to(device)
+        for module in (self.storm_vae, self.dit, self.text_encoder, self.dit_distilled):
+            if module is not None:
+                module.to(device)
         return self
 
     @property
@@ -105,7 +117,7 @@ class WorldModel:
         (timestep 0, kept fixed) -> latents [B, T, V, C, h, w] whose first k frames are the references.
         guidance_scale <= 1 disables classifier-free guidance (uncond = empty prompt + blank layout).
         reference_cache: run the references once per window and only the new frames per step (same result;
-        needs a causal DiT); None = on when the DiT is causal.
+        needs a causal DiT); None = on when the DiT is causal and num_steps > 1.
         """
         start, stop = frames or (0, conditions.num_frames)
         b, t, v = conditions.batch_size, stop - start, conditions.num_views
@@ -134,7 +146,7 @@ class WorldModel:
             self.dit,
             cond,
             None if refs is None else (torch.cat([refs, refs]) if use_cfg else refs),
-            use_reference_cache(self.dit.config, reference_cache, k),
+            use_reference_cache(self.dit.config, reference_cache, k, num_steps),
             torch.bfloat16 if self.device.type == "cuda" else None,
         )
         for step in tqdm(scheduler.timesteps, desc="denoise", disable=not progress, leave=False):
