@@ -77,9 +77,7 @@ class WorldModelBackend:
             )
         if not opts.channels_last:
             self.model.storm_vae.vae.to(memory_format=torch.contiguous_format)
-        self.distilled = (
-            opts.distilled if opts.distilled is not None else self.model.dit_distilled is not None
-        )
+        self.distilled = opts.use_distilled(self.model.dit_distilled is not None)
         if self.distilled and self.model.dit_distilled is None:
             raise ValueError(
                 "backend_options.distilled: the world model has no dit_distilled/ (train one with "

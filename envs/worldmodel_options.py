@@ -29,7 +29,7 @@ class WorldModelOptions(BaseModel):
     model: str | None = None  # WorldModel folder; None = the shipped checkpoint
     device: str = "cpu"
     # the one-step student in the folder's dit_distilled/ (distilled from the DiT's 3-step sampler); None = when
-    # the folder has one. False = the DiT itself
+    # the folder has one and num_steps is unset or 1. False = the DiT itself
     distilled: bool | None = None
     # Euler steps; None = 1 with the distilled DiT (what it was trained for), 3 with the DiT itself
     num_steps: Annotated[int, Field(ge=1, le=1000)] | None = None
@@ -41,8 +41,8 @@ class WorldModelOptions(BaseModel):
     cfg_single_forward: bool = True  # conditional and unconditional branches in one batched forward
     num_references: Annotated[int, Field(ge=1, le=8)] = 3
     # run the reference frames once per step of the env, not at every sampling step (same frames; needs a DiT
-    # with causal temporal attention); None = on when the DiT is causal and samples in more than one step (one
-    # step measured 1.36x faster uncached: one pass over the window), True on a non-causal DiT is an error
+    # with causal temporal attention); None = on when the DiT is causal and samples in more than one step (at one
+    # step, one pass over the window measured 1.02-1.36x faster), True on a non-causal DiT is an error
     reference_cache: bool | None = None
     warmup: Literal["raycast", "generate"] = "raycast"
     # splatting 3 context frames: on the shipped model, AbsRel 0.30 against 0.46 for 1 frame and 1.57 for `ray`
@@ -58,6 +58,12 @@ class WorldModelOptions(BaseModel):
     # the VAE in channels-last memory format (StormVAE's default, 1.35x in training); False = contiguous
     channels_last: bool = True
     threads: Annotated[int, Field(ge=0)] = 0  # raycast warm-up threads (0 = default)
+
+    def use_distilled(self, has_student: bool) -> bool:
+        """Whether to sample with the distilled DiT, given whether the folder has one."""
+        if self.distilled is not None:
+            return self.distilled
+        return has_student and self.num_steps in (None, 1)
 
     def steps(self, distilled: bool) -> int:
         """Euler steps to sample with, given whether the distilled DiT is used."""

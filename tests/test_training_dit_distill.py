@@ -146,6 +146,8 @@ def test_env_samples_with_the_distilled_dit_in_one_step_by_default():
     assert backend.dit is with_student.dit_distilled and backend.num_steps == 1
     backend = WorldModelBackend(rig, world_model=with_student, distilled=False)
     assert backend.dit is with_student.dit and backend.num_steps == 3
+    backend = WorldModelBackend(rig, world_model=with_student, num_steps=4)  # more steps: the DiT itself
+    assert backend.dit is with_student.dit and backend.num_steps == 4
     paper = WorldModelBackend(rig, world_model=with_student, **WorldModelOptions.paper().model_dump())
     assert paper.dit is with_student.dit and paper.num_steps == 50
     plain = random_world_model(micro=True, causal=True)

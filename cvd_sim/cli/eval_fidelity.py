@@ -103,7 +103,7 @@ def fidelity_handler(args) -> int:
     if fast.distilled and model.dit_distilled is None:
         raise UserError(f"--option distilled=true: {folder} has no dit_distilled/")
     if fast.distilled is None or fast.num_steps is None:  # resolve the defaults against this folder
-        distilled = model.dit_distilled is not None if fast.distilled is None else fast.distilled
+        distilled = fast.use_distilled(model.dit_distilled is not None)
         fast = fast.model_copy(update={"distilled": distilled, "num_steps": fast.steps(distilled)})
     options = {"fast": fast, "paper": WorldModelOptions.paper()}
 
