@@ -77,14 +77,14 @@ class WorldModelBackend:
             )
         if not opts.channels_last:
             self.model.storm_vae.vae.to(memory_format=torch.contiguous_format)
-        self.distilled = opts.use_distilled(self.model.dit_distilled is not None)
-        if self.distilled and self.model.dit_distilled is None:
+        distilled = opts.use_distilled(self.model.dit_distilled is not None)
+        if distilled and self.model.dit_distilled is None:
             raise ValueError(
                 "backend_options.distilled: the world model has no dit_distilled/ (train one with "
                 "`cvd-sim train dit --config tiny_distill`); use distilled=False"
             )
-        self.num_steps = opts.steps(self.distilled)
-        dit = self.model.dit_distilled if self.distilled else self.model.dit
+        self.num_steps = opts.steps(distilled)
+        dit = self.model.dit_distilled if distilled else self.model.dit
         self.dit = torch.compile(dit) if opts.compile else dit
         self.cpu_bf16 = self.model.device.type == "cpu" and opts.use_cpu_bf16()
         self.intrinsics = torch.tensor(rig.intrinsics, dtype=torch.float32)  # [V, 3, 3]

@@ -15,28 +15,23 @@ from cvd_sim.envs.worldmodel_backend import WorldModelBackend
 from cvd_sim.envs.worldmodel_options import WorldModelOptions
 from cvd_sim.envs.worldmodel_random import random_world_model
 from cvd_sim.envs.worldmodel_sampler import sample_frames
-from cvd_sim.training.dit_distill import Distillation, one_step_sample
+from cvd_sim.training.dit_distill import Distillation, DistillSection, one_step_sample
 from cvd_sim.training.dit_trainer import DiTTrainConfig, StageTwo, StageTwoModel, train_dit
 from cvd_sim.training.engine import load_config
-from cvd_sim.training.latent_cache import LatentCache, build_latent_cache
+from cvd_sim.training.latent_cache import LatentCache
 
 from cvd_sim.cli import UserError
 from cvd_sim.pipelines.world_model import WorldModel
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_training_dit_trainer import RESOLUTIONS, BoxClips, small_config, tiny_vae
+from test_training_dit_trainer import build_box_cache, small_config
 
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     """A latent cache and a briefly trained causal WorldModel folder (the teacher)."""
-    root = tmp_path_factory.mktemp("distill")
-    vae = tiny_vae()
-    vae.save_pretrained(root / "vae")
-    clips = BoxClips(num_clips=2, num_frames=5, views=(0, 1, 2))
-    cache = LatentCache(
-        build_latent_cache(root / "vae", clips, root / "cache", RESOLUTIONS, {"name": "box"}, progress=False)
-    )
+    built = build_box_cache(tmp_path_factory.mktemp("distill"))
+    root, vae, cache = built["root"], built["vae"], LatentCache(built["folder"])
     config = small_config(root, "teacher", run={"max_steps": 4})
     raw = yaml.safe_load(config.read_text())
     raw["model"]["dit"] = {**raw["model"]["dit"], "causal_temporal": True}
@@ -54,9 +49,13 @@ def distill_config(teacher, folder: Path, name: str, steps: int) -> Path:
     return path
 
 
-def window(teacher, k: int):
-    item = teacher["cache"][0]
-    batch = {key: (v[None] if torch.is_tensor(v) else [v]) for key, v in item.items()}
+def as_batch(item: dict) -> dict:
+    """One cached clip as a batch of one, as the DataLoader would collate it."""
+    return {key: (v[None] if torch.is_tensor(v) else [v]) for key, v in item.items()}
+
+
+def window(teacher):
+    batch = as_batch(teacher["cache"][0])
     model = StageTwoModel.from_pretrained(teacher["folder"])
     stage = StageTwo(load_config(small_config(teacher["root"], "probe"), DiTTrainConfig))
     latents, cond, _, _ = stage.conditions(model, batch, "16x32", 0, 4)
@@ -67,7 +66,7 @@ def window(teacher, k: int):
 def test_student_objective_is_the_one_step_euler_sampler(teacher, k):
     """`one_step_sample` is what the env's sampler does with num_steps=1 (diffusers' scheduler, reference cache)."""
     world = WorldModel.from_pretrained(teacher["folder"])
-    latents, cond = window(teacher, k)
+    latents, cond = window(teacher)
     noise = torch.randn(latents[:, k:].shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         mine = one_step_sample(world.dit, latents, noise, cond, k)
@@ -81,8 +80,6 @@ def test_student_objective_is_the_one_step_euler_sampler(teacher, k):
 def fixed_loss(teacher, student_folder: Path) -> float:
     """Distillation loss of the model in `student_folder` over fixed windows and noise."""
     cfg = load_config(small_config(teacher["root"], "probe"), DiTTrainConfig)
-    from cvd_sim.training.dit_distill import DistillSection
-
     objective = Distillation(
         DistillSection(reference_probs=(0.2, 0.0, 0.0, 0.8)),
         StageTwo(cfg),
@@ -92,8 +89,7 @@ def fixed_loss(teacher, student_folder: Path) -> float:
     losses = []
     with torch.no_grad():
         for i in range(6):
-            item = teacher["cache"][i % len(teacher["cache"])]
-            batch = {key: (v[None] if torch.is_tensor(v) else [v]) for key, v in item.items()}
+            batch = as_batch(teacher["cache"][i % len(teacher["cache"])])
             out = objective.forward_window(student, batch, torch.Generator().manual_seed(i))
             losses.append(float(torch.mean((out["student"] - out["teacher"]) ** 2)))
     return float(np.mean(losses))
@@ -137,6 +133,8 @@ def test_distill_needs_a_teacher_folder(tmp_path, teacher):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(UserError, match=r"model\.init_from"):
         train_dit(path, dataset=teacher["cache"])
+    with pytest.raises(ValueError, match="sum to 1"):
+        DistillSection(reference_probs=(0.5, 0.0, 0.0, 0.2))
 
 
 def test_env_samples_with_the_distilled_dit_in_one_step_by_default():

@@ -68,9 +68,8 @@ def tiny_vae() -> StormVAE:
     )
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dit")
+def build_box_cache(root: Path) -> dict:
+    """A tiny STORM-VAE saved under root and the latent cache of 2 box clips: {root, vae, clips, folder}."""
     vae = tiny_vae()
     vae.save_pretrained(root / "vae")
     clips = BoxClips(num_clips=2, num_frames=5, views=(0, 1, 2))
@@ -78,6 +77,11 @@ def cache(tmp_path_factory):
         root / "vae", clips, root / "cache", RESOLUTIONS, {"name": "box"}, progress=False
     )
     return {"root": root, "vae": vae, "clips": clips, "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return build_box_cache(tmp_path_factory.mktemp("dit"))
 
 
 def small_config(folder: Path, name: str, **overrides) -> Path:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import torch
 from cvd_sim.envs.worldmodel_sampler import sample_frames
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from cvd_sim.models.rectified_flow import sample_reference_counts
+from cvd_sim.models.rectified_flow import ReferenceProbs, sample_reference_counts
 from cvd_sim.pipelines.world_model import WorldModel
 
 
@@ -29,14 +29,7 @@ class DistillSection(BaseModel):
     )
     teacher_shift: float = Field(10.0, gt=0, description="timestep shift of the teacher's schedule")
     # P(k reference frames) for k = 0, 1, 2, 3: the env steps behind 3 references once warmed up
-    reference_probs: tuple[float, ...] = (0.1, 0.0, 0.1, 0.8)
-
-    @field_validator("reference_probs")
-    @classmethod
-    def _probs(cls, probs: tuple[float, ...]) -> tuple[float, ...]:
-        if not probs or min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:
-            raise ValueError("must be non-negative and sum to 1")
-        return probs
+    reference_probs: ReferenceProbs = (0.1, 0.0, 0.1, 0.8)
 
 
 def one_step_sample(dit: nn.Module, latents: torch.Tensor, noise: torch.Tensor, cond, num_references: int):

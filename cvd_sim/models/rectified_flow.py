@@ -11,11 +11,22 @@ per sample.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Annotated
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from cvd_sim.models.dit_conditions import DiTConditions
+
+
+def _check_probabilities(probs: tuple[float, ...]) -> tuple[float, ...]:
+    if not probs or min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:
+        raise ValueError("must be non-negative and sum to 1")
+    return probs
+
+
+# P(k reference frames) for k = 0, 1, 2, ...: a validated probability vector
+ReferenceProbs = Annotated[tuple[float, ...], AfterValidator(_check_probabilities)]
 
 
 class RectifiedFlowConfig(BaseModel):
@@ -27,7 +38,7 @@ class RectifiedFlowConfig(BaseModel):
     logit_std: float = Field(1.0, gt=0)
     shift: float = Field(1.0, gt=0, description="SD3 timestep shift: sigma = s*u / (1 + (s-1)*u)")
     # P(k reference frames) for k = 0, 1, 2, 3: 20 % pure generation, the rest split 0.1 / 0.3 / 0.6.
-    reference_probs: tuple[float, ...] = (0.2, 0.08, 0.24, 0.48)
+    reference_probs: ReferenceProbs = (0.2, 0.08, 0.24, 0.48)
     keep_text: float = Field(0.8, ge=0, le=1)
     keep_boxes: float = Field(0.8, ge=0, le=1)
     keep_map: float = Field(0.8, ge=0, le=1)
@@ -38,13 +49,6 @@ class RectifiedFlowConfig(BaseModel):
     reference_noise: float = Field(
         0.0, ge=0, lt=1, description="reference sigmas ~ U(0, this): noise augmentation against rollout drift"
     )
-
-    @field_validator("reference_probs")
-    @classmethod
-    def _probs(cls, probs: tuple[float, ...]) -> tuple[float, ...]:
-        if not probs or min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:
-            raise ValueError("must be non-negative and sum to 1")
-        return probs
 
 
 def shift_sigmas(u: torch.Tensor, shift: float) -> torch.Tensor:
