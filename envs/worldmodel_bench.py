@@ -33,7 +33,12 @@ TECHNIQUES: dict[str, tuple[str, dict, dict]] = {
         {},
         {"reference_cache": True},
     ),
-    "ray depth": ("own-ray Gaussian depth vs splatting 3 context frames", {"depth": "ray"}, {}),
+    "depth from 2 latents": (
+        "Gaussian depth splatted from the last 2 latents vs 3",
+        {},
+        {"depth_context": 3},
+    ),
+    "ray depth": ("own-ray Gaussian depth vs splatting the last 2 latents", {"depth": "ray"}, {}),
     "channels-last VAE": ("channels-last VAE vs contiguous", {}, {"channels_last": False}),
     "bf16 autocast on CPU": (
         "bfloat16 DiT, VAE decode and Gaussian ViT vs float32",

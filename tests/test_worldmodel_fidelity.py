@@ -67,7 +67,7 @@ def test_evaluate_fidelity_option_overrides_the_fast_settings(tmp_path, capsys):
     args += ["--settings", "fast", "--out", str(out)]
     assert main([*args, "--option", "num_steps=2", "--option", "shift=none"]) == 0
     options = json.loads((out / "fidelity.json").read_text())["fast_options"]
-    assert options["num_steps"] == 2 and options["shift"] is None and options["depth_context"] == 3
+    assert options["num_steps"] == 2 and options["shift"] is None and options["depth_context"] == 2
     assert "distilled=False, num_steps=2, shift=None" in capsys.readouterr().out
     assert main([*args, "--option", "distilled=true"]) == 2  # this folder has no dit_distilled/
     assert "dit_distilled" in capsys.readouterr().err
