@@ -8,8 +8,9 @@ The vector table also gives the process CPU time per env step, the work batching
 machine.
 
 With `--backend worldmodel` it also splits the sensor time (conditions, DiT sampling, VAE decode, Gaussian
-depth), times the paper's settings (50 steps, CFG 3.5, depth splatted from 3 latents) against the fast defaults in the same
-run, measures each speed technique by switching it off, and reports the peak resident memory.
+depth), times the paper's settings (50 steps, CFG 3.5, depth splatted from 3 latents) against the fast
+defaults in the same run, measures each speed technique by switching it off, and reports the peak resident
+memory.
 """
 
 from __future__ import annotations
@@ -285,7 +286,8 @@ def handler(args) -> int:
     if paper is not None:
         ratio = paper["median_total"] / breakdown["median_total"]
         print(
-            f"\npaper settings (50 steps, CFG 3.5, depth from 3 latents): median {paper['median_total']:.0f} ms/step; "
+            "\npaper settings (50 steps, CFG 3.5, depth from 3 latents): "
+            f"median {paper['median_total']:.0f} ms/step; "
             f"fast defaults: median {breakdown['median_total']:.0f} ms/step -> {ratio:.1f}x faster"
         )
         if techniques:
