@@ -86,6 +86,20 @@ def test_frames_are_the_vae_decoding_of_the_newest_latent(model_folder):
     np.testing.assert_allclose(env._frame.images.astype(int), expected.astype(int), atol=1)
 
 
+@pytest.mark.parametrize("depth_context", [2, 3])
+def test_depth_reads_exactly_the_last_depth_context_latents(model_folder, depth_context):
+    env = make_env(model_folder, depth_context=depth_context, sky_alpha=0.0)
+    run(env, 2)
+    backend, slot = env.backend, env.backend._slots[0]
+    assert len(slot.latents) == 3  # the history holds max(num_references, depth_context)
+    before = backend._depth([slot])
+    if depth_context < 3:  # the latent just older than the context does not matter
+        slot.latents[-depth_context - 1] = slot.latents[-depth_context - 1] + 5.0
+        assert torch.equal(backend._depth([slot]), before)
+    slot.latents[-depth_context] = slot.latents[-depth_context] + 5.0  # the oldest one read does
+    assert not torch.equal(backend._depth([slot]), before)
+
+
 def test_history_and_state_memory_stay_flat(model_folder):
     env = make_env(model_folder, depth="splat", depth_context=2)
     env.reset(seed=0)
