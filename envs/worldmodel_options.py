@@ -48,9 +48,10 @@ class WorldModelOptions(BaseModel):
     # splatting context frames: on the session-3 model, AbsRel 0.30 for 3 frames against 0.46 for 1 and 1.57 for
     # `ray` (per-pixel depth of transparent Gaussians is arbitrary; splatting weighs it by opacity)
     depth: Literal["splat", "ray"] = "splat"
-    # latents splatted for depth. 2 (the fast default) against 3 (`paper()`): depth 1.5x faster (200 against
-    # 295 ms; the ViT's attention grows with the square of the tokens), closed-loop AbsRel 0.165 against 0.149
-    # (`cvd-sim evaluate --fidelity --option depth_context=N`, shipped model)
+    # latents splatted for depth. 2 (the fast default) against 3 (`paper()`): depth 137-156 against 239-264 ms
+    # per step, the whole step 1.38x faster (`cvd-sim bench env --backend worldmodel`; the ViT's attention grows
+    # with the square of the tokens), closed-loop AbsRel 0.165 against 0.149 (`cvd-sim evaluate --fidelity
+    # --option depth_context=N`, session 9's decoders; 0.163 with 2 on the shipped stage-1g decoders)
     depth_context: Annotated[int, Field(ge=1, le=8)] = 2
     sky_alpha: Annotated[float, Field(ge=0, le=1)] = 0.5  # splat depth: alpha below this is sky (depth 0)
     compile: bool = False  # torch.compile the DiT
