@@ -15,6 +15,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from cvd_sim.cli import UserError
 from cvd_sim.models.clip_cameras import clip_cameras
 from cvd_sim.models.clip_data import Split, open_clips
+from cvd_sim.models.storm_autoencoder import widen_decoder
 from cvd_sim.models.storm_vae import StormVAE
 
 
@@ -26,6 +27,16 @@ class ModelSection(BaseModel):
     vae_pretrained: Path | None = Field(None, description="local SD3.5-layout VAE folder loaded into the VAE")
     vae: dict[str, Any] = Field(default_factory=dict, description="AutoencoderKL config overrides")
     decoder: dict[str, Any] = Field(default_factory=dict, description="GaussianDecoder config overrides")
+    widen_vae_decoder: list[int] | None = Field(
+        None,
+        description="VAE decoder widths (encoder order) to grow the decoder to, each the old one or twice it; "
+        "function-preserving, so the latents and a DiT trained on them stay valid",
+    )
+    gaussian_head_hidden: int | None = Field(
+        None,
+        gt=0,
+        description="add a residual MLP of this many units to the Gaussian head (same function at first)",
+    )
     gradient_checkpointing: bool = False
     freeze: list[Literal["encoder", "vae_decoder", "gaussian_decoder"]] = Field(
         default_factory=list,
@@ -85,7 +96,9 @@ class VaeTrainConfig(BaseModel):
         return self
 
 
-def build_model(section: ModelSection) -> StormVAE:
+def build_model(section: ModelSection, seed: int = 0) -> StormVAE:
+    """The preset or `init_from` folder, widened and frozen as `section` says; `seed` draws the widening's
+    random shares."""
     if section.init_from is not None:
         if not section.init_from.is_dir():
             raise FileNotFoundError(
@@ -100,6 +113,13 @@ def build_model(section: ModelSection) -> StormVAE:
             vae_overrides=section.vae,
             **section.decoder,
         )
+    if section.widen_vae_decoder is not None:
+        generator = torch.Generator().manual_seed(seed)
+        model = StormVAE(
+            widen_decoder(model.vae, section.widen_vae_decoder, generator), model.gaussian_decoder
+        )
+    if section.gaussian_head_hidden is not None:
+        model = StormVAE(model.vae, model.gaussian_decoder.with_head_hidden(section.gaussian_head_hidden))
     if section.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     parts = {
@@ -319,7 +339,7 @@ def train_vae(
         dataset = build_dataset(cfg.data, path)
     torch.manual_seed(cfg.run.seed)  # the initial weights depend on the seed only
     try:
-        model = build_model(cfg.model)
+        model = build_model(cfg.model, cfg.run.seed)
     except (TypeError, ValueError, KeyError, OSError) as err:
         raise UserError(f"{path}: model: {err}".replace("\n", " ")) from err
     objective = StageOne(cfg, torch.device("cuda" if torch.cuda.is_available() else "cpu"))

@@ -65,6 +65,7 @@ class GaussianDecoder(ModelMixin, ConfigMixin):
         key_dim: int = 32,
         key_upsampler_channels: tuple[int, ...] = (512, 256, 128),
         sky_hidden: int = 64,
+        head_hidden: int = 0,
         near: float = 0.2,
         far: float = 400.0,
         init_depth: float = 20.0,
@@ -92,6 +93,13 @@ class GaussianDecoder(ModelMixin, ConfigMixin):
         with torch.no_grad():  # start depth near init_depth instead of the middle of [near, far]
             bias = self.gaussian_head.bias.view(pixel_patch**2, GAUSSIAN_CHANNELS)
             bias[:, 0] = math.log((init_depth - near) / (far - init_depth))
+        # optional residual MLP beside the linear head (STORM's is linear); output zero-initialised
+        self.gaussian_head_mlp = (
+            _mlp([width, head_hidden, pixel_patch**2 * GAUSSIAN_CHANNELS]) if head_hidden else None
+        )
+        if self.gaussian_head_mlp is not None:
+            nn.init.zeros_(self.gaussian_head_mlp[-1].weight)
+            nn.init.zeros_(self.gaussian_head_mlp[-1].bias)
 
         stages: list[nn.Module] = []
         in_ch = width
@@ -112,6 +120,17 @@ class GaussianDecoder(ModelMixin, ConfigMixin):
         self.exposure_head = nn.Linear(width, 12)  # 3x3 matrix + bias, zero-init -> identity transform
         nn.init.zeros_(self.exposure_head.weight)
         nn.init.zeros_(self.exposure_head.bias)
+
+    def with_head_hidden(self, head_hidden: int) -> GaussianDecoder:
+        """This decoder with a residual head MLP of `head_hidden` units added: the same function until trained."""
+        if self.gaussian_head_mlp is not None:
+            raise ValueError(f"GaussianDecoder already has a head MLP ({self.config.head_hidden} units)")
+        config = {k: v for k, v in self.config.items() if not k.startswith("_")}
+        grown = GaussianDecoder(**{**config, "head_hidden": head_hidden}).to(self.latent_embed.weight)
+        missing, unexpected = grown.load_state_dict(self.state_dict(), strict=False)
+        if unexpected or any(not name.startswith("gaussian_head_mlp.") for name in missing):
+            raise RuntimeError(f"with_head_hidden: unexpected {unexpected}, missing {missing}")
+        return grown
 
     # ------------------------------------------------------------------ prediction
     def predict(
@@ -162,7 +181,10 @@ class GaussianDecoder(ModelMixin, ConfigMixin):
         exp_tok = x[:, tokens.shape[1] + m + 1 :]
 
         # per-pixel Gaussian parameters [B, Tc, V, H, W, 12], activated in fp32
-        raw = unpatchify(self.gaussian_head(img_tok).reshape(n_img, gh * gw, -1), gh, gw, pp).float()
+        head = self.gaussian_head(img_tok)
+        if self.gaussian_head_mlp is not None:
+            head = head + self.gaussian_head_mlp(img_tok)
+        raw = unpatchify(head.reshape(n_img, gh * gw, -1), gh, gw, pp).float()
         raw = raw.view(b, tc, v, height, width, GAUSSIAN_CHANNELS)
         depth = cfg.near + torch.sigmoid(raw[..., 0:1]) * (cfg.far - cfg.near)
         scales = torch.exp(raw[..., 1:4] - 2.3).clamp(max=cfg.max_scale)

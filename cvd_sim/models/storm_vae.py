@@ -1,4 +1,5 @@
-"""STORM-VAE: a diffusers AutoencoderKL (SD3.5 layout) plus a Gaussian decoder that reads its latents."""
+"""STORM-VAE: a diffusers AutoencoderKL (SD3.5 layout; `StormAutoencoderKL` allows a wider decoder) plus a Gaussian
+decoder that reads its latents."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from diffusers import AutoencoderKL
 from torch import nn
 
 from cvd_sim.models.gaussian_decoder import GaussianDecoder
+from cvd_sim.models.storm_autoencoder import StormAutoencoderKL
 
 INITIAL_LOGVAR = -6.0  # posterior log-variance of a VAE trained from scratch, at initialisation
 SD35_SCALING_FACTOR = 1.5305
@@ -77,7 +79,7 @@ def load_sd35_vae(folder: str | Path) -> AutoencoderKL:
             f"{folder}: no diffusers VAE here (expected config.json + diffusion_pytorch_model.safetensors); "
             "download stabilityai/stable-diffusion-3.5-medium's `vae/` folder and point at it"
         )
-    vae = AutoencoderKL.from_pretrained(folder)
+    vae = StormAutoencoderKL.from_pretrained(folder)
     if vae.config.latent_channels != 16:
         raise ValueError(f"{folder}: latent_channels is {vae.config.latent_channels}; SD3.5 layout needs 16")
     return vae
@@ -116,14 +118,14 @@ class StormVAE(nn.Module):
         **decoder_overrides: Any,
     ) -> StormVAE:
         """Build preset `full` or `tiny`; `vae_pretrained` loads an SD3.5-layout VAE folder into the VAE part,
-        `vae_overrides` / `decoder_overrides` change AutoencoderKL / GaussianDecoder config entries."""
+        `vae_overrides` / `decoder_overrides` change StormAutoencoderKL / GaussianDecoder config entries."""
         if name not in PRESETS:
             raise KeyError(f"unknown StormVAE preset {name!r}; choose from {sorted(PRESETS)}")
         vae_config, decoder_config = PRESETS[name]
         if vae_pretrained:
             vae = load_sd35_vae(vae_pretrained)
         else:
-            vae = AutoencoderKL(**{**vae_config, **(vae_overrides or {})})
+            vae = StormAutoencoderKL(**{**vae_config, **(vae_overrides or {})})
             with (
                 torch.no_grad()
             ):  # a fresh VAE starts with a narrow posterior (std e^-3) so latents carry signal
@@ -147,7 +149,7 @@ class StormVAE(nn.Module):
             if not (folder / part / "config.json").is_file():
                 raise FileNotFoundError(f"{folder}: missing {part}/config.json; not a StormVAE folder")
         return cls(
-            AutoencoderKL.from_pretrained(folder / "vae"),
+            StormAutoencoderKL.from_pretrained(folder / "vae"),
             GaussianDecoder.from_pretrained(folder / "gaussian_decoder"),
         )
 
