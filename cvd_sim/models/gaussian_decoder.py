@@ -125,8 +125,7 @@ class GaussianDecoder(ModelMixin, ConfigMixin):
         """This decoder with a residual head MLP of `head_hidden` units added: the same function until trained."""
         if self.gaussian_head_mlp is not None:
             raise ValueError(f"GaussianDecoder already has a head MLP ({self.config.head_hidden} units)")
-        config = {k: v for k, v in self.config.items() if not k.startswith("_")}
-        grown = GaussianDecoder(**{**config, "head_hidden": head_hidden}).to(self.latent_embed.weight)
+        grown = GaussianDecoder.from_config(self.config, head_hidden=head_hidden).to(self.latent_embed.weight)
         missing, unexpected = grown.load_state_dict(self.state_dict(), strict=False)
         if unexpected or any(not name.startswith("gaussian_head_mlp.") for name in missing):
             raise RuntimeError(f"with_head_hidden: unexpected {unexpected}, missing {missing}")

@@ -138,8 +138,7 @@ def widen_decoder(
     """A StormAutoencoderKL with `vae`'s encoder and a decoder of `decoder_block_out_channels`, each width the old
     one or twice it, computing the same function as `vae`'s decoder (to float rounding); training then uses the
     new channels. Pairs of copies get different outgoing shares, so their gradients differ from the first step."""
-    config = {k: v for k, v in vae.config.items() if not k.startswith("_")}
-    old_widths = list(config.get("decoder_block_out_channels") or config["block_out_channels"])
+    old_widths = list(vae.config.get("decoder_block_out_channels") or vae.config.block_out_channels)
     if len(old_widths) != len(decoder_block_out_channels):
         raise ValueError(
             f"widen_decoder: {len(old_widths)} widths expected, got {decoder_block_out_channels}"
@@ -147,24 +146,26 @@ def widen_decoder(
     for old, new in zip(old_widths, decoder_block_out_channels):
         if new not in (old, 2 * old):
             raise ValueError(f"widen_decoder: width {old} -> {new}; each width must stay or double")
-    wide = StormAutoencoderKL(**{**config, "decoder_block_out_channels": list(decoder_block_out_channels)})
+    wide = StormAutoencoderKL.from_config(
+        vae.config, decoder_block_out_channels=list(decoder_block_out_channels)
+    )
     kept = {k: v for k, v in vae.state_dict().items() if not k.startswith("decoder.")}
     missing, unexpected = wide.load_state_dict(
         kept, strict=False
     )  # encoder and any quant convs, as they were
     if unexpected or any(not k.startswith("decoder.") for k in missing):
         raise RuntimeError(f"widen_decoder: unexpected {unexpected}, missing {missing}")
-    groups = config["norm_num_groups"]
+    groups = vae.config.norm_num_groups
     doublings = {old: _Doubling(old, groups) for old in old_widths}
-    old_state = vae.decoder.state_dict()
-    dropped = sorted(old_state.keys() - wide.decoder.state_dict().keys())
+    old_state, wide_state = vae.decoder.state_dict(), wide.decoder.state_dict()
+    dropped = sorted(old_state.keys() - wide_state.keys())
     if dropped:  # e.g. a block's 1x1 shortcut when its input and output widths become equal
         raise ValueError(
             f"widen_decoder: widths {list(decoder_block_out_channels)} have no place for {dropped}; "
             "the function cannot be kept"
         )
     new_state = {}
-    for name, tensor in wide.decoder.state_dict().items():
+    for name, tensor in wide_state.items():
         old = _old_tensor(old_state, name, tensor.shape)
         new_state[name] = _widen_tensor(old, tensor.shape, doublings, generator)
         if ".attentions." in name and ".to_q." in name and tensor.shape[0] != old.shape[0]:
