@@ -6,7 +6,8 @@ import warnings
 
 import pytest
 import torch
-from cvd_sim.training.losses import Perceptual, depth_loss, kl_divergence, sky_opacity_loss
+from cvd_sim.training.losses import LossWeights, Perceptual, depth_loss, kl_divergence, sky_opacity_loss
+from cvd_sim.training.vae_trainer import stage_one_loss
 from torch.distributions import Normal
 from torch.distributions import kl_divergence as torch_kl
 
@@ -33,6 +34,25 @@ def test_sky_opacity_loss_uses_only_known_masks():
     sky = torch.tensor([[1.0, 0.0], [1.0, 1.0]]).view(2, 1, 1, 2)
     assert float(sky_opacity_loss(alpha, sky, torch.tensor([True, False]))) == pytest.approx(0.1)
     assert float(sky_opacity_loss(alpha, sky, torch.tensor([False, False]))) == 0.0
+
+
+@pytest.mark.filterwarnings("ignore:LPIPS VGG16 weights not found")
+@pytest.mark.parametrize(("kind", "expected"), [("l1", (0.5 + 0.25) / 2), ("mse", (0.25 + 0.0625) / 2)])
+def test_vae_reconstruction_error_kind(kind, expected):
+    """One decoded image of one context frame, two pixels off by 0.5 and 0.25: L1 or squared error."""
+    images = torch.zeros(1, 1, 1, 1, 1, 2)  # [B, T, V, 3, H, W]
+    out = {
+        "mean": torch.zeros(1, 1, 1, 16, 1, 1),
+        "logvar": torch.zeros(1, 1, 1, 16, 1, 1),  # KL of N(0, 1) is 0
+        "vae_recon": torch.tensor([0.5, -0.25]).view(1, 1, 1, 1, 2),
+        "vae_index": torch.tensor([0]),
+    }
+    pick = {k: torch.tensor([0]) for k in ("context", "targets", "target_views")}
+    weights = LossWeights(vae_recon_kind=kind)
+    loss, scalars = stage_one_loss(
+        out, {"images": images}, pick, weights, Perceptual(None, torch.device("cpu")), 0
+    )
+    assert float(loss) == pytest.approx(expected) and scalars["loss_vae_recon"] == pytest.approx(expected)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,9 @@ class LossWeights(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     vae_recon: float = Field(1.0, ge=0)
+    vae_recon_kind: Literal["l1", "mse"] = Field(
+        "l1", description="VAE reconstruction error: l1 (|x - y|) or mse ((x - y)^2, the error PSNR measures)"
+    )
     vae_perceptual: float = Field(0.1, ge=0)
     vae_kl: float = Field(1e-6, ge=0)
     storm: float = Field(0.5, ge=0, description="lambda in L_VAE + lambda * L_STORM")

@@ -197,7 +197,8 @@ def stage_one_loss(
     l_vae = w.vae_kl * terms["vae_kl"]
     if "vae_recon" in out:
         decoded_gt = images[:, ctx].reshape(b, len(ctx) * v, *images.shape[3:])[:, out["vae_index"]]
-        terms["vae_recon"] = (out["vae_recon"].float() - decoded_gt).abs().mean()
+        error = out["vae_recon"].float() - decoded_gt
+        terms["vae_recon"] = (error.abs() if w.vae_recon_kind == "l1" else error.square()).mean()
         terms["vae_perceptual"] = (
             perceptual(out["vae_recon"], decoded_gt) if use_lpips else decoded_gt.new_zeros(())
         )
