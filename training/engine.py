@@ -1,7 +1,7 @@
 """Training machinery shared by the stage-1 (VAE) and stage-2 (DiT) trainers.
 
 accelerate (CPU, one GPU, many GPUs/nodes via `accelerate launch`), typed YAML configs, AdamW + cosine
-schedule with warm-up, gradient clipping, bf16 autocast on CUDA only, atomic checksummed checkpoints,
+schedule with warm-up, gradient clipping, bf16 autocast (CUDA; CPU when asked), atomic checksummed checkpoints,
 exact `--resume` (model, optimiser, schedule, RNG states, data position), TensorBoard scalars and image grids,
 a JSONL metrics log and a tqdm bar.
 """
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import yaml
 from accelerate import Accelerator
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
@@ -57,7 +57,16 @@ class RunConfig(BaseModel):
     log_every: int = Field(10, gt=0)
     image_every: int = Field(100, gt=0)
     num_workers: int = Field(0, ge=0)
-    mixed_precision: Literal["no", "bf16"] = Field("bf16", description="bf16 autocast on CUDA only")
+    mixed_precision: Literal["no", "bf16"] = Field("bf16", description="bf16 autocast on CUDA")
+    cpu_bf16: bool = Field(
+        False, description="bf16 autocast on CPU too (pays off on CPUs with avx512_bf16 or AMX)"
+    )
+
+    @model_validator(mode="after")
+    def _cpu_bf16_needs_bf16(self) -> RunConfig:
+        if self.cpu_bf16 and self.mixed_precision != "bf16":
+            raise ValueError("cpu_bf16: true needs mixed_precision: bf16")
+        return self
 
 
 def resolve_config_path(preset_or_path: str, kind: str) -> Path:
@@ -257,7 +266,7 @@ class Engine:
         self.config_dump = config_dump or {}
         cuda = torch.cuda.is_available()
         self.accelerator = Accelerator(
-            mixed_precision=run.mixed_precision if cuda else "no",
+            mixed_precision=run.mixed_precision if cuda or run.cpu_bf16 else "no",
             cpu=not cuda,
             step_scheduler_with_optimizer=False,
         )

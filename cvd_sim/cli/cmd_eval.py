@@ -40,6 +40,19 @@ def register(subparsers) -> None:
     vae.add_argument("--json", help="write the figures to this JSON file")
     vae.set_defaults(func=handle_vae)
 
+    oracle = sub.add_parser(
+        "gs-oracle",
+        help="reference for the GS PSNR column: pixel-aligned Gaussians from ground-truth depth and colour",
+    )
+    add_data_arguments(oracle, num_frames=19, frames_help="clip length")
+    oracle.add_argument("--context-frames", default="0,6,12,18", help="0-based context frame indices")
+    oracle.add_argument("--depth-noise", default="0,0.05,0.1", help="relative depth noise levels (std)")
+    oracle.add_argument("--scale", type=float, default=0.25, help="Gaussian standard deviation in pixels")
+    oracle.add_argument("--max-clips", type=int, default=None)
+    oracle.add_argument("--seed", type=int, default=0, help="seed of the depth noise")
+    oracle.add_argument("--json", help="write the figures to this JSON file")
+    oracle.set_defaults(func=handle_gs_oracle)
+
     dit = sub.add_parser("dit", help="world model: generated vs ground-truth PSNR/SSIM/depth AbsRel")
     dit.add_argument(
         "--checkpoint", required=True, help="WorldModel folder (vae/, gaussian_decoder/, dit/, ...)"
@@ -69,19 +82,51 @@ def _model_folder(path: Path) -> Path:
     raise UserError(f"{path}: not a StormVAE folder (expected vae/ and gaussian_decoder/ inside)")
 
 
+def _numbers(text: str, option: str, kind: type) -> list:
+    try:
+        return [kind(x) for x in text.split(",")]
+    except ValueError as err:
+        raise UserError(f"{option}: expected comma-separated {kind.__name__}s, got {text!r}") from err
+
+
+def _open_data(args):
+    from cvd_sim.models.clip_data import open_clips
+
+    if not Path(args.data).is_dir():
+        raise UserError(f"--data: folder {args.data} does not exist")
+    try:
+        return open_clips(args.data, args.version, args.split, args.num_frames, args.height, args.width)
+    except (ValueError, FileNotFoundError, AssertionError) as err:
+        raise UserError(f"{args.data}: {err}") from err
+
+
+def handle_gs_oracle(args) -> int:
+    from cvd_sim.models.gs_oracle_eval import evaluate_ground_truth_splats
+
+    context = _numbers(args.context_frames, "--context-frames", int)
+    noises = _numbers(args.depth_noise, "--depth-noise", float)
+    if any(x < 0 for x in noises) or args.scale <= 0:
+        raise UserError("--depth-noise must be >= 0 and --scale > 0")
+    dataset = _open_data(args)
+    try:
+        rows = evaluate_ground_truth_splats(dataset, context, noises, args.scale, args.max_clips, args.seed)
+    except ValueError as err:
+        raise UserError(f"{args.data}: {err}") from err
+    print("depth noise | PSNR non-context frames | PSNR context frames")
+    for row in rows:
+        print(f"{row['depth_noise']:.3f} | {row['psnr_targets']:.4f} | {row['psnr_context']:.4f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
 def handle_vae(args) -> int:
     import torch
 
-    from cvd_sim.models.clip_data import open_clips
     from cvd_sim.models.storm_vae import StormVAE
     from cvd_sim.models.storm_vae_eval import evaluate_storm_vae
 
-    try:
-        context = [int(x) for x in args.context_frames.split(",")]
-    except ValueError as err:
-        raise UserError(
-            f"--context-frames: expected comma-separated integers, got {args.context_frames!r}"
-        ) from err
+    context = _numbers(args.context_frames, "--context-frames", int)
     if not Path(args.data).is_dir():
         raise UserError(f"--data: folder {args.data} does not exist")
     try:
@@ -89,8 +134,8 @@ def handle_vae(args) -> int:
     except (OSError, ValueError, RuntimeError) as err:
         raise UserError(f"{args.checkpoint}: cannot load the model: {err}".replace("\n", " ")) from err
     model.to("cuda" if torch.cuda.is_available() else "cpu")
+    dataset = _open_data(args)
     try:
-        dataset = open_clips(args.data, args.version, args.split, args.num_frames, args.height, args.width)
         figures = evaluate_storm_vae(model, dataset, context, max_clips=args.max_clips)
     except (ValueError, FileNotFoundError, AssertionError) as err:
         raise UserError(f"{args.data}: {err}") from err
