@@ -1,10 +1,9 @@
 """A reference for the GS-render PSNR column: STORM-style pixel-aligned Gaussians built from the ground truth.
 
 One Gaussian per context pixel with ground-truth depth, at the pixel's true colour, opaque, isotropic and
-`scale` pixels wide, no motion; rendered at the target frames exactly as the Gaussian decoder's are (all
-context frames at once, gsplat's 0.3 px² dilation), with the true sky. Relative depth noise shows how fast the
-render degrades with depth error. What no learned decoder of this representation can be expected to beat much
-at a given resolution.
+`scale` pixels wide, no motion; splatted into the target frames as the Gaussian decoder's are (all context
+frames at once, gsplat's 0.3 px² dilation), then normalised by alpha, with the true image where there is no
+ground-truth depth (sky). Relative depth noise shows how fast the render degrades with depth error.
 """
 
 from __future__ import annotations
